@@ -1,0 +1,263 @@
+"""The Application History Graph (AHG): cell executions and the variable snapshots they touch.
+
+A *snapshot* is a variable name at a version. Each execution reads some snapshots and writes
+new ones (creation, reassignment or in-place modification all bump the version). A snapshot is
+*active* when it is the newest version of a name that still exists. Everything here is plain
+data: the kernel side feeds it names, the planner asks it which executions rebuild a variable.
+
+Example
+-------
+>>> h = History()
+>>> _ = h.record("x = 1", 0.1, writes=["x"])
+>>> _ = h.record("def f(): return x * 10", 0.0, writes=["f"])
+>>> _ = h.record("z = f()", 2.0, reads=["f", "x"], writes=["z"])
+>>> _ = h.record("x = 5", 0.1, writes=["x"])
+>>> sorted(str(s) for s in h.active.values())
+['f@1', 'x@2', 'z@1']
+>>> sorted(h.recompute_set(["z"]))   # x@1 is no longer alive, so cell 1 must be replayed too
+[1, 3]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Iterable, Mapping
+from dataclasses import dataclass, field
+
+PREEXISTING_CODE = "# state that existed before nbelastic started watching"
+
+
+@dataclass(frozen=True, order=True)
+class Snapshot:
+    """A variable name at one version; versions of a name count up from 1."""
+
+    name: str
+    version: int
+
+    def __str__(self) -> str:
+        return f"{self.name}@{self.version}"
+
+    @classmethod
+    def parse(cls, text: str) -> Snapshot:
+        """Inverse of ``str``: ``Snapshot.parse("x@2") == Snapshot("x", 2)``."""
+        name, sep, version = text.rpartition("@")
+        if not sep or not name or not version.isdigit():
+            raise ValueError(f"not a snapshot: {text!r}")
+        return cls(name, int(version))
+
+
+@dataclass(frozen=True)
+class Execution:
+    """One run of one cell, as recorded by the monitor."""
+
+    id: int
+    code: str
+    runtime: float
+    reads: tuple[Snapshot, ...] = ()
+    writes: tuple[Snapshot, ...] = ()
+    deletes: tuple[Snapshot, ...] = ()
+    raised: bool = False
+    replayable: bool = True
+    rng: str | None = None  # blob key of the RNG state before the run, if it drew random numbers
+
+    def to_json(self) -> dict:
+        return {
+            "id": self.id,
+            "code": self.code,
+            "runtime": round(self.runtime, 6),
+            "reads": [str(s) for s in self.reads],
+            "writes": [str(s) for s in self.writes],
+            "deletes": [str(s) for s in self.deletes],
+            "raised": self.raised,
+            "replayable": self.replayable,
+            "rng": self.rng,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping) -> Execution:
+        return cls(
+            id=int(data["id"]),
+            code=str(data["code"]),
+            runtime=float(data["runtime"]),
+            reads=tuple(Snapshot.parse(s) for s in data["reads"]),
+            writes=tuple(Snapshot.parse(s) for s in data["writes"]),
+            deletes=tuple(Snapshot.parse(s) for s in data["deletes"]),
+            raised=bool(data["raised"]),
+            replayable=bool(data["replayable"]),
+            rng=data.get("rng"),
+        )
+
+
+@dataclass
+class History:
+    """The growing graph of executions; ``active`` maps each live name to its newest snapshot."""
+
+    executions: list[Execution] = field(default_factory=list)
+    active: dict[str, Snapshot] = field(default_factory=dict)
+    _last_version: dict[str, int] = field(default_factory=dict, repr=False)
+    _writers: dict[Snapshot, Execution] = field(default_factory=dict, repr=False)
+
+    def record(
+        self,
+        code: str,
+        runtime: float,
+        *,
+        reads: Iterable[str] = (),
+        writes: Iterable[str] = (),
+        deletes: Iterable[str] = (),
+        raised: bool = False,
+        replayable: bool = True,
+        rng: str | None = None,
+    ) -> Execution:
+        """Append one execution. Names are resolved to snapshots here.
+
+        ``reads`` are names the cell (or a function it called) looked up; names that did not
+        exist before the cell are ignored. ``writes`` are names created, reassigned or modified
+        in place; each gets a new version. ``deletes`` are names that no longer exist.
+
+        >>> h = History()
+        >>> e = h.record("lst = []", 0.0, writes=["lst"])
+        >>> e = h.record("lst.append(1)", 0.0, reads=["lst"], writes=["lst"])
+        >>> [str(s) for s in e.reads], [str(s) for s in e.writes]
+        (['lst@1'], ['lst@2'])
+        """
+        read_snaps = tuple(sorted({self.active[n] for n in reads if n in self.active}))
+        deleted = tuple(sorted({self.active[n] for n in deletes if n in self.active}))
+        for snap in deleted:
+            del self.active[snap.name]
+        written = []
+        for name in sorted(set(writes)):
+            version = self._last_version.get(name, 0) + 1
+            self._last_version[name] = version
+            snap = Snapshot(name, version)
+            self.active[name] = snap
+            written.append(snap)
+        execution = Execution(
+            id=self._next_id(replayable),
+            code=code,
+            runtime=float(runtime),
+            reads=read_snaps,
+            writes=tuple(written),
+            deletes=deleted,
+            raised=raised,
+            replayable=replayable,
+            rng=rng,
+        )
+        self._append(execution)
+        return execution
+
+    def record_existing(self, names: Iterable[str]) -> Execution:
+        """Record the variables that existed before monitoring began.
+
+        They are written by a pseudo execution that cannot be replayed, so the planner must store
+        them.
+
+        >>> h = History()
+        >>> h.record_existing(["df"]).replayable
+        False
+        """
+        return self.record(PREEXISTING_CODE, 0.0, writes=names, replayable=False)
+
+    def _next_id(self, replayable: bool) -> int:
+        # Cells count from 1; the pseudo execution for pre-existing state takes 0 when it is first.
+        if self.executions:
+            return self.executions[-1].id + 1
+        return 1 if replayable else 0
+
+    def _append(self, execution: Execution) -> None:
+        self.executions.append(execution)
+        for snap in execution.writes:
+            self._writers[snap] = execution
+
+    def writer(self, snapshot: Snapshot) -> Execution:
+        """The execution that produced ``snapshot``."""
+        return self._writers[snapshot]
+
+    def execution(self, execution_id: int) -> Execution:
+        """The execution with this id."""
+        for execution in self.executions:
+            if execution.id == execution_id:
+                return execution
+        raise KeyError(execution_id)
+
+    def recompute_set(self, names: Iterable[str]) -> set[int]:
+        """Ids of the executions to replay, in any order, to rebuild these active variables.
+
+        Starts from the writers of the names' active snapshots and adds, transitively, the writer
+        of every input snapshot that is no longer active (overwritten or deleted). Active inputs
+        are left out: the restore brings them back, stored or replayed, before they are read.
+
+        >>> h = History()
+        >>> _ = h.record("a = [1]", 1.0, writes=["a"])
+        >>> _ = h.record("a.append(2)", 1.0, reads=["a"], writes=["a"])
+        >>> _ = h.record("n = len(a)", 1.0, reads=["a"], writes=["n"])
+        >>> sorted(h.recompute_set(["n"])), sorted(h.recompute_set(["a"]))
+        ([3], [1, 2])
+        """
+        active = set(self.active.values())
+        todo = [self._writers[self.active[name]] for name in names]
+        needed: dict[int, Execution] = {}
+        while todo:
+            execution = todo.pop()
+            if execution.id in needed:
+                continue
+            needed[execution.id] = execution
+            for snap in execution.reads:
+                if snap not in active:
+                    todo.append(self._writers[snap])
+        return set(needed)
+
+    def to_json(self) -> dict:
+        """A deterministic JSON form: the same history always gives the same document."""
+        return {
+            "executions": [e.to_json() for e in self.executions],
+            "active": {name: snap.version for name, snap in sorted(self.active.items())},
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping) -> History:
+        """Rebuild a history from ``to_json`` output (validated upstream by the schema)."""
+        history = cls()
+        for item in data["executions"]:
+            execution = Execution.from_json(item)
+            history.executions.append(execution)
+            for snap in execution.writes:
+                history._writers[snap] = execution
+                previous = history._last_version.get(snap.name, 0)
+                history._last_version[snap.name] = max(previous, snap.version)
+        history.active = {name: Snapshot(name, int(v)) for name, v in data["active"].items()}
+        missing = [str(s) for s in history.active.values() if s not in history._writers]
+        if missing:
+            raise ValueError(f"active snapshots without a writer: {', '.join(missing)}")
+        return history
+
+
+def linked_groups(reachable: Mapping[str, Iterable[Hashable]]) -> list[tuple[str, ...]]:
+    """Partition names into groups whose reachable objects overlap (union-find, linear time).
+
+    ``reachable`` maps each name to identity tokens of the objects it reaches (object ids,
+    buffer roots). Two names sharing any token must be stored or rebuilt together so that
+    identity relations such as ``b is a`` survive a restore.
+
+    >>> linked_groups({"a": [1, 2], "b": [2], "c": [3], "d": []})
+    [('a', 'b'), ('c',), ('d',)]
+    """
+    parent = {name: name for name in reachable}
+
+    def find(name: str) -> str:
+        while parent[name] != name:
+            parent[name] = parent[parent[name]]
+            name = parent[name]
+        return name
+
+    owner: dict[Hashable, str] = {}
+    for name in sorted(reachable):
+        for token in reachable[name]:
+            first = owner.setdefault(token, name)
+            if first != name:
+                root_a, root_b = find(first), find(name)
+                if root_a != root_b:
+                    parent[max(root_a, root_b)] = min(root_a, root_b)
+    groups: dict[str, list[str]] = {}
+    for name in sorted(reachable):
+        groups.setdefault(find(name), []).append(name)
+    return sorted(tuple(members) for members in groups.values())
