@@ -24,6 +24,7 @@ from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 PREEXISTING_CODE = "# state that existed before nbelastic started watching"
+UNMONITORED_CODE = "# changed outside a monitored cell"
 
 
 @dataclass(frozen=True, order=True)
@@ -95,6 +96,7 @@ class History:
     active: dict[str, Snapshot] = field(default_factory=dict)
     _last_version: dict[str, int] = field(default_factory=dict, repr=False)
     _writers: dict[Snapshot, Execution] = field(default_factory=dict, repr=False)
+    _by_id: dict[int, Execution] = field(default_factory=dict, repr=False)
 
     def record(
         self,
@@ -165,6 +167,7 @@ class History:
 
     def _append(self, execution: Execution) -> None:
         self.executions.append(execution)
+        self._by_id[execution.id] = execution
         for snap in execution.writes:
             self._writers[snap] = execution
 
@@ -174,10 +177,7 @@ class History:
 
     def execution(self, execution_id: int) -> Execution:
         """The execution with this id."""
-        for execution in self.executions:
-            if execution.id == execution_id:
-                return execution
-        raise KeyError(execution_id)
+        return self._by_id[execution_id]
 
     def recompute_set(self, names: Iterable[str]) -> set[int]:
         """Ids of the executions to replay, in any order, to rebuild these active variables.
@@ -219,9 +219,8 @@ class History:
         history = cls()
         for item in data["executions"]:
             execution = Execution.from_json(item)
-            history.executions.append(execution)
+            history._append(execution)
             for snap in execution.writes:
-                history._writers[snap] = execution
                 previous = history._last_version.get(snap.name, 0)
                 history._last_version[snap.name] = max(previous, snap.version)
         history.active = {name: Snapshot(name, int(v)) for name, v in data["active"].items()}

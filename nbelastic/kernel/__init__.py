@@ -1,0 +1,228 @@
+"""The IPython extension: ``%load_ext nbelastic`` starts watching; ``%nbelastic`` saves/restores.
+
+Only this package touches the live shell. It keeps one Monitor per process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import sys
+import time
+from pathlib import Path
+
+from IPython.core.magic import Magics, line_magic, magics_class
+
+from nbelastic.errors import NbelasticError
+from nbelastic.kernel.checkpoint import SaveReport, plan_now, restore_checkpoint, save_checkpoint
+from nbelastic.kernel.monitor import Monitor
+from nbelastic.planner import STRATEGIES, format_bytes
+from nbelastic.restore import RestoreReport
+
+RESULT_MARKER = "NBELASTIC-RESULT "
+_monitor: Monitor | None = None
+
+
+def load_ipython_extension(shell) -> None:
+    """Start watching cell executions in ``shell`` (idempotent)."""
+    global _monitor
+    if _monitor is not None and _monitor.shell is shell:
+        return
+    _monitor = Monitor(shell)
+    _monitor.register()
+    shell.register_magics(NbelasticMagics)
+
+
+def unload_ipython_extension(shell) -> None:
+    """Stop watching; the history recorded so far is dropped."""
+    global _monitor
+    if _monitor is not None and _monitor.shell is shell:
+        _monitor.unregister()
+        _monitor = None
+
+
+def current_monitor(*, start: bool = False) -> Monitor:
+    """The running monitor; with ``start`` the extension is loaded if it is not yet."""
+    if _monitor is None:
+        from IPython import get_ipython
+
+        shell = get_ipython()
+        if shell is None:
+            raise NbelasticError("nbelastic runs inside an IPython kernel: use it from a notebook")
+        if not start:
+            raise NbelasticError(
+                "nbelastic is not watching this kernel: run `%load_ext nbelastic` first, "
+                "then run your cells"
+            )
+        load_ipython_extension(shell)
+    assert _monitor is not None
+    return _monitor
+
+
+def default_notebook(shell) -> Path:
+    """The notebook this kernel belongs to, as Jupyter tells the kernel."""
+    session = shell.user_ns.get("__session__") or os.environ.get("JPY_SESSION_NAME")
+    if not session:
+        raise NbelasticError(
+            "cannot tell which notebook this kernel belongs to: give its path, "
+            "e.g. `%nbelastic save analysis.ipynb`"
+        )
+    return Path(session)
+
+
+def save(
+    notebook: str | os.PathLike | None = None,
+    *,
+    plan: str = "optimal",
+    bandwidth: float | None = None,
+    quiet: bool = False,
+) -> SaveReport:
+    """Save this kernel's state into ``notebook`` (default: the notebook of this session)."""
+    monitor = current_monitor()
+    path = Path(notebook) if notebook else default_notebook(monitor.shell)
+    return save_checkpoint(
+        monitor, path, strategy=plan, bandwidth=bandwidth, progress=_progress(quiet, "save")
+    )
+
+
+def restore(notebook: str | os.PathLike | None = None, *, quiet: bool = False) -> RestoreReport:
+    """Restore the state saved in ``notebook`` into this kernel and verify every variable."""
+    monitor = current_monitor(start=True)
+    path = Path(notebook) if notebook else default_notebook(monitor.shell)
+    return restore_checkpoint(monitor, path, progress=_progress(quiet, "restore"))
+
+
+def remote(operation: str, arguments: dict) -> None:
+    """Entry point for the CLI driving this kernel: one machine-readable result line."""
+    try:
+        if operation == "save":
+            result = save(**arguments, quiet=False).to_json()
+        elif operation == "restore":
+            result = restore(**arguments, quiet=False).to_json()
+        else:
+            raise NbelasticError(f"unknown operation {operation!r}")
+        payload = {"ok": True, "result": result}
+    except NbelasticError as error:
+        payload = {"ok": False, "error": str(error)}
+    print(RESULT_MARKER + json.dumps(payload), flush=True)
+
+
+def _progress(quiet: bool, verb: str):
+    """Progress lines on stderr, only once an operation has run for more than a second."""
+    if quiet:
+        return None
+    started = time.perf_counter()
+
+    def report(message: str, done: int, total: int) -> None:
+        if time.perf_counter() - started > 1.0:
+            print(f"nbelastic {verb}: {done}/{total} {message}", file=sys.stderr, flush=True)
+
+    return report
+
+
+class _ArgumentParser(argparse.ArgumentParser):
+    def error(self, message: str):
+        raise NbelasticError(f"{message} (see `%nbelastic --help`)")
+
+    def exit(self, status: int = 0, message: str | None = None):
+        if message:
+            print(message, file=sys.stderr)
+        raise _HelpShown
+
+
+class _HelpShown(Exception):
+    pass
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = _ArgumentParser(prog="%nbelastic", description="Save and restore kernel state.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    save_cmd = commands.add_parser("save", help="save the state into the notebook")
+    save_cmd.add_argument("notebook", nargs="?")
+    save_cmd.add_argument("--plan", choices=STRATEGIES, default="optimal")
+    save_cmd.add_argument(
+        "--bandwidth",
+        type=parse_bandwidth,
+        default=None,
+        help="store bandwidth, e.g. 100MB/s (default: measured)",
+    )
+    restore_cmd = commands.add_parser("restore", help="restore the notebook's saved state")
+    restore_cmd.add_argument("notebook", nargs="?")
+    status_cmd = commands.add_parser("status", help="what a save would store or replay")
+    status_cmd.add_argument("--plan", choices=STRATEGIES, default="optimal")
+    status_cmd.add_argument("--bandwidth", type=parse_bandwidth, default=None)
+    return parser
+
+
+_UNITS = {"": 1, "K": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "KI": 2**10, "MI": 2**20, "GI": 2**30}
+
+
+def parse_bandwidth(text: str) -> float:
+    """Bytes per second from ``100MB/s``, ``1.5G``, ``2e8``.
+
+    >>> parse_bandwidth("100MB/s"), parse_bandwidth("2e8"), parse_bandwidth("1GiB/s")
+    (100000000.0, 200000000.0, 1073741824.0)
+    """
+    cleaned = text.strip().upper().removesuffix("/S").removesuffix("B")
+    unit = "".join(c for c in cleaned[-2:] if c.isalpha())
+    number = cleaned[: len(cleaned) - len(unit)] if unit else cleaned
+    try:
+        value = float(number) * _UNITS[unit]
+    except (ValueError, KeyError):
+        raise argparse.ArgumentTypeError(f"not a bandwidth: {text!r} (try 100MB/s)") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"bandwidth must be positive, got {text!r}")
+    return value
+
+
+@magics_class
+class NbelasticMagics(Magics):
+    """``%nbelastic save|restore|status``."""
+
+    @line_magic
+    def nbelastic(self, line: str) -> None:
+        """Save, restore or inspect this kernel's state. ``%nbelastic --help`` for details."""
+        monitor = _monitor
+        if monitor is not None and monitor.paused:
+            return  # a replayed cell must not save or restore again
+        try:
+            args = _parser().parse_args(shlex.split(line))
+            if args.command == "save":
+                print(save(args.notebook, plan=args.plan, bandwidth=args.bandwidth).summary())
+            elif args.command == "restore":
+                report = restore(args.notebook)
+                print(report.summary(), file=sys.stdout if report.ok else sys.stderr)
+            else:
+                planned = plan_now(current_monitor(), strategy=args.plan, bandwidth=args.bandwidth)
+                print(_status_table(*planned))
+        except _HelpShown:
+            return
+        except NbelasticError as error:
+            print(f"nbelastic: {error}", file=sys.stderr)
+
+
+def _status_table(plan, profiles) -> str:
+    actions = {}
+    for action, groups in (
+        ("store", plan.stored),
+        ("replay", plan.recomputed),
+        ("lost", plan.lost),
+    ):
+        for group in groups:
+            for name in group.names:
+                actions[name] = action
+    rows = [("variable", "type", "size", "action", "why")]
+    for name, p in sorted(profiles.items()):
+        rows.append((name, p.type_name, format_bytes(p.size), actions[name], plan.reasons[name]))
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    lines = [
+        "  ".join(cell.ljust(w) for cell, w in zip(row[:4], widths)) + "  " + row[4] for row in rows
+    ]
+    lines.append(
+        f"estimated restore: {plan.restore_seconds:.2f} s "
+        f"(load {plan.store_seconds:.2f} s + replay {plan.replay_seconds:.2f} s, "
+        f"cells {', '.join(map(str, plan.replay)) or 'none'})"
+    )
+    return "\n".join(lines)

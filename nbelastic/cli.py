@@ -1,0 +1,174 @@
+"""The ``nbelastic`` command: run a notebook and save its state, verify, inspect, strip.
+
+Every command prints one clear line per problem and exits non-zero; ``--json`` is for scripts.
+Exit codes: 0 success, 1 a verification mismatch or a failed cell, 2 bad input or usage.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from nbelastic import __version__
+from nbelastic.errors import NbelasticError
+
+EXIT_FAILED = 1
+EXIT_BAD_INPUT = 2
+
+
+def _fail(error: NbelasticError) -> None:
+    click.echo(f"nbelastic: error: {error}", err=True)
+    sys.exit(EXIT_BAD_INPUT)
+
+
+def _notebook_argument(function):
+    return click.argument("notebook", type=click.Path(dir_okay=False, path_type=Path))(function)
+
+
+def _bandwidth(ctx, param, value):
+    if value is None:
+        return None
+    from nbelastic.kernel import parse_bandwidth
+
+    try:
+        return parse_bandwidth(value)
+    except Exception as error:  # argparse.ArgumentTypeError carries the readable message
+        raise click.BadParameter(str(error)) from None
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="nbelastic")
+def main() -> None:
+    """Save a notebook with its live state and resume it in a fresh kernel.
+
+    \b
+    In a notebook:   %load_ext nbelastic   ...   %nbelastic save
+    In a new kernel: %nbelastic restore
+    From the shell:  nbelastic run NB.ipynb  then  nbelastic verify NB.ipynb
+    """
+
+
+@main.command()
+@_notebook_argument
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the executed notebook and its checkpoint here instead of in place.",
+)
+@click.option(
+    "--plan",
+    type=click.Choice(["optimal", "store-all", "recompute-all"]),
+    default="optimal",
+    show_default=True,
+    help="How to choose what to store.",
+)
+@click.option(
+    "--bandwidth",
+    callback=_bandwidth,
+    help="Store bandwidth for the cost model, e.g. 100MB/s (default: measured).",
+)
+@click.option("--allow-errors", is_flag=True, help="Keep going after a cell raises.")
+@click.option("-q", "--quiet", is_flag=True, help="Only errors.")
+@click.option("--json", "as_json", is_flag=True, help="Print the save report as JSON.")
+def run(notebook, output, plan, bandwidth, allow_errors, quiet, as_json) -> None:
+    """Execute every cell of NOTEBOOK in a new kernel and save the state into it."""
+    from nbelastic.driver import run_notebook
+
+    target = output or notebook
+    echo = (lambda text: None) if quiet or as_json else (lambda text: click.echo(text, err=True))
+    try:
+        outcome = run_notebook(
+            notebook, target, plan=plan, bandwidth=bandwidth, allow_errors=allow_errors, echo=echo
+        )
+    except NbelasticError as error:
+        _fail(error)
+    report = outcome.report
+    if as_json:
+        click.echo(json.dumps({**report, "failed_cell": outcome.failed_cell}, indent=1))
+    elif not quiet:
+        click.echo(_save_summary(target, report, outcome.seconds))
+    if outcome.failed_cell is not None:
+        if not as_json:
+            click.echo(
+                f"nbelastic: cell {outcome.failed_cell} raised {outcome.error}; "
+                "the state up to it was saved",
+                err=True,
+            )
+        sys.exit(EXIT_FAILED)
+
+
+def _save_summary(notebook: Path, report: dict, run_seconds: float) -> str:
+    from nbelastic.planner import format_bytes
+
+    lines = [
+        f"ran {notebook.name} in {run_seconds:.2f} s and saved its state "
+        f"in {report['seconds']:.2f} s",
+        f"  stored   ({format_bytes(report['bytes_stored'])}, "
+        f"{format_bytes(report['bytes_new'])} new): {', '.join(report['stored']) or '-'}",
+        f"  replayed (cells {', '.join(map(str, report['replay_cells'])) or '-'}): "
+        f"{', '.join(report['replayed']) or '-'}",
+        f"  estimated restore time: {report['estimated_restore_seconds']:.2f} s",
+    ]
+    if report["lost"]:
+        lines.append(f"  NOT restorable: {', '.join(report['lost'])}")
+    return "\n".join(lines)
+
+
+@main.command()
+@_notebook_argument
+@click.option("-q", "--quiet", is_flag=True, help="Only the exit code and errors.")
+@click.option("--json", "as_json", is_flag=True, help="Print the restore report as JSON.")
+def verify(notebook, quiet, as_json) -> None:
+    """Restore NOTEBOOK's state in a new kernel and check every variable."""
+    from nbelastic.driver import restore_notebook
+
+    echo = (lambda text: None) if quiet or as_json else (lambda text: click.echo(text, err=True))
+    started = time.perf_counter()
+    try:
+        report = restore_notebook(notebook, echo=echo)
+    except NbelasticError as error:
+        _fail(error)
+    if as_json:
+        click.echo(json.dumps(report, indent=1))
+    elif not quiet:
+        click.echo(_verify_summary(notebook, report, time.perf_counter() - started))
+    if not report["ok"]:
+        sys.exit(EXIT_FAILED)
+
+
+def _verify_summary(notebook: Path, report: dict, total_seconds: float) -> str:
+    total = len(report["verified"]) + len(report["unverifiable"]) + len(report["mismatched"])
+    verdict = "OK" if report["ok"] else "MISMATCH"
+    line = (
+        f"{verdict}: {notebook.name}: {len(report['verified'])}/{total} variables verified "
+        f"(loaded {len(report['loaded'])}, replayed {len(report['replayed'])} cells) "
+        f"restore {report['seconds']:.2f} s, with kernel start {total_seconds:.2f} s"
+    )
+    details = [f"  {name}: {why}" for name, why in report["mismatched"].items()]
+    details += [f"  cell {cell} raised {why}" for cell, why in report["failed_cells"].items()]
+    if report["unverifiable"]:
+        details.append(f"  not comparable: {', '.join(report['unverifiable'])}")
+    if report["lost"]:
+        details.append(f"  not restorable (said at save): {', '.join(report['lost'])}")
+    return "\n".join([line, *details])
+
+
+@main.command()
+@click.argument(
+    "notebooks", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path)
+)
+def strip(notebooks) -> None:
+    """Remove the saved state from NOTEBOOKS (the sidecar store is left alone)."""
+    from nbelastic.notebook import strip_checkpoint
+
+    for notebook in notebooks:
+        try:
+            removed = strip_checkpoint(notebook)
+        except NbelasticError as error:
+            _fail(error)
+        click.echo(f"{notebook}: {'checkpoint removed' if removed else 'no checkpoint'}")

@@ -1,0 +1,221 @@
+"""Drive real IPython kernel processes from outside: run a notebook's cells, save, restore.
+
+The CLI (and the tests) use this to start a brand-new kernel with ``jupyter_client``, send it
+code, collect its outputs as nbformat outputs, and call the kernel-side save/restore, which
+answer with one machine-readable line.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import nbformat
+from jupyter_client.manager import KernelManager
+
+from nbelastic.errors import NbelasticError
+from nbelastic.notebook import read_checkpoint, read_notebook, write_notebook
+
+RESULT_MARKER = "NBELASTIC-RESULT "
+STARTUP_TIMEOUT = 60
+
+
+@dataclass
+class CellResult:
+    """What one execution printed, displayed and raised."""
+
+    outputs: list = field(default_factory=list)
+    error: str | None = None  # "Name: message" when the code raised
+    execution_count: int | None = None
+
+    @property
+    def stdout(self) -> str:
+        return "".join(o.get("text", "") for o in self.outputs if o.get("name") == "stdout")
+
+    @property
+    def stderr(self) -> str:
+        return "".join(o.get("text", "") for o in self.outputs if o.get("name") == "stderr")
+
+
+class Kernel:
+    """A live IPython kernel process, started fresh and shut down on exit."""
+
+    def __init__(self, cwd: str | os.PathLike | None = None, session: str | None = None) -> None:
+        self.cwd = Path(cwd) if cwd else Path.cwd()
+        self.session = session
+        self.manager: KernelManager | None = None
+        self.client = None
+
+    def __enter__(self) -> Kernel:
+        env = dict(os.environ)
+        if self.session:
+            env["JPY_SESSION_NAME"] = self.session
+        env.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
+        self.manager = KernelManager(kernel_name="python3")
+        try:
+            self.manager.start_kernel(cwd=str(self.cwd), env=env)
+            self.client = self.manager.client()
+            self.client.start_channels()
+            self.client.wait_for_ready(timeout=STARTUP_TIMEOUT)
+        except Exception as error:
+            self.__exit__(None, None, None)
+            raise NbelasticError(f"could not start a Python kernel: {error}") from error
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        if self.client is not None:
+            self.client.stop_channels()
+        if self.manager is not None and self.manager.has_kernel:
+            self.manager.shutdown_kernel(now=True)
+
+    def execute(
+        self,
+        code: str,
+        *,
+        silent: bool = False,
+        timeout: float | None = None,
+        on_output: Callable[[dict], None] | None = None,
+    ) -> CellResult:
+        """Run ``code`` like a notebook cell (``silent`` runs are not recorded by IPython)."""
+        result = CellResult()
+
+        def hook(message: dict) -> None:
+            kind = message["msg_type"]
+            if kind in ("stream", "display_data", "execute_result", "error"):
+                output = nbformat.v4.output_from_msg(message)
+                _append_output(result.outputs, output)
+                if on_output is not None:
+                    on_output(output)
+            if kind == "error":
+                content = message["content"]
+                result.error = f"{content['ename']}: {content['evalue']}"
+
+        try:
+            reply = self.client.execute_interactive(
+                code, silent=silent, store_history=not silent, timeout=timeout, output_hook=hook
+            )
+        except (TimeoutError, queue.Empty) as error:
+            raise NbelasticError(f"the kernel did not answer within {timeout} s") from error
+        result.execution_count = reply["content"].get("execution_count")
+        if reply["content"]["status"] == "error" and result.error is None:
+            content = reply["content"]
+            result.error = f"{content.get('ename', 'Error')}: {content.get('evalue', '')}"
+        return result
+
+    def call(
+        self, operation: str, arguments: dict, on_stderr: Callable[[str], None] | None = None
+    ) -> dict:
+        """Run ``nbelastic.kernel.remote`` silently; its result, or NbelasticError as sent."""
+        code = (
+            "__import__('nbelastic.kernel', fromlist=['remote'])"
+            f".remote({operation!r}, {arguments!r})"
+        )
+
+        def forward(output: dict) -> None:
+            if on_stderr is not None and output.get("name") == "stderr":
+                on_stderr(output["text"])
+
+        outcome = self.execute(code, silent=True, on_output=forward)
+        for line in outcome.stdout.splitlines():
+            if line.startswith(RESULT_MARKER):
+                payload = json.loads(line[len(RESULT_MARKER) :])
+                if not payload["ok"]:
+                    raise NbelasticError(payload["error"])
+                return payload["result"]
+        detail = outcome.error or outcome.stderr.strip().splitlines()[-1:] or "no answer"
+        raise NbelasticError(f"the kernel could not {operation}: {detail}")
+
+
+def _append_output(outputs: list, output: dict) -> None:
+    """Merge consecutive stream chunks, as Jupyter shows them."""
+    if (
+        output.get("output_type") == "stream"
+        and outputs
+        and outputs[-1].get("output_type") == "stream"
+        and outputs[-1]["name"] == output["name"]
+    ):
+        outputs[-1]["text"] += output["text"]
+    else:
+        outputs.append(output)
+
+
+@contextmanager
+def notebook_kernel(notebook: Path) -> Iterator[Kernel]:
+    """A fresh kernel that believes it belongs to ``notebook`` and runs in its directory."""
+    notebook = notebook.resolve()
+    with Kernel(cwd=notebook.parent, session=str(notebook)) as kernel:
+        yield kernel
+
+
+@dataclass
+class RunOutcome:
+    """A headless run: the kernel-side save report and where execution stopped, if it did."""
+
+    report: dict
+    seconds: float
+    failed_cell: int | None = None
+    error: str | None = None
+
+
+def run_notebook(
+    source: Path,
+    target: Path,
+    *,
+    plan: str = "optimal",
+    bandwidth: float | None = None,
+    allow_errors: bool = False,
+    echo: Callable[[str], None] = lambda text: None,
+) -> RunOutcome:
+    """Execute ``source``'s code cells in a new kernel, write them with outputs to ``target``
+    (keeping any previous checkpoint until the new one replaces it), then save the state."""
+    notebook = read_notebook(source)
+    cells = [cell for cell in notebook.cells if cell.cell_type == "code"]
+    started = time.perf_counter()
+    failed_cell = error = None
+    with notebook_kernel(target) as kernel:
+        _load_extension(kernel)
+        for number, cell in enumerate(cells, start=1):
+            cell_started = time.perf_counter()
+            result = kernel.execute(cell.source)
+            cell.outputs = result.outputs
+            cell.execution_count = result.execution_count
+            echo(
+                f"cell {number}/{len(cells)} ran in {time.perf_counter() - cell_started:.2f} s"
+                + (f": {result.error}" if result.error else "")
+            )
+            if result.error and not allow_errors:
+                failed_cell, error = number, result.error
+                break
+        seconds = time.perf_counter() - started
+        write_notebook(target, notebook, keep_checkpoint_of=target)
+        echo("saving the state ...")
+        report = kernel.call(
+            "save",
+            {"notebook": str(target.resolve()), "plan": plan, "bandwidth": bandwidth},
+            on_stderr=lambda text: echo(text.rstrip()),
+        )
+    return RunOutcome(report, seconds, failed_cell, error)
+
+
+def restore_notebook(notebook: Path, *, echo: Callable[[str], None] = lambda text: None) -> dict:
+    """Restore ``notebook``'s checkpoint in a brand-new kernel; the kernel's restore report."""
+    read_checkpoint(notebook)  # a clear error before any kernel starts
+    with notebook_kernel(notebook) as kernel:
+        _load_extension(kernel)
+        return kernel.call(
+            "restore",
+            {"notebook": str(notebook.resolve())},
+            on_stderr=lambda text: echo(text.rstrip()),
+        )
+
+
+def _load_extension(kernel: Kernel) -> None:
+    result = kernel.execute("%load_ext nbelastic", silent=True)
+    if result.error:
+        raise NbelasticError(f"the kernel could not load nbelastic: {result.error}")

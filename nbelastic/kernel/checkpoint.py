@@ -1,0 +1,293 @@
+"""Save the live namespace into a notebook checkpoint, and bring one back, inside the kernel.
+
+Saving profiles every live variable afresh (content hash, size, links), reconciles the history
+with what is really there, asks the planner what to store, encodes the stored groups into the
+sidecar and embeds graph, plan and manifest into the notebook. Restoring reads them back and
+drives ``restore.rebuild`` with this kernel's shell as the cell runner.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from IPython.utils.capture import capture_output
+
+from nbelastic import __version__
+from nbelastic.errors import NbelasticError, RestoreError, UnserializableError
+from nbelastic.history import UNMONITORED_CODE, Execution, History, linked_groups
+from nbelastic.kernel.monitor import Monitor, set_rng_state, user_namespace
+from nbelastic.notebook import FORMAT_VERSION, read_checkpoint, sidecar_dir, write_checkpoint
+from nbelastic.objects import Profile, profile
+from nbelastic.planner import Group, Plan, format_bytes, make_plan
+from nbelastic.restore import ProgressCallback, RestoreReport, rebuild
+from nbelastic.store import (
+    BlobStore,
+    Manifest,
+    ManifestEntry,
+    decode_group,
+    encode_group,
+    read_manifest,
+    write_manifest,
+)
+
+
+@dataclass
+class SaveReport:
+    """What a save decided and wrote."""
+
+    notebook: Path
+    plan: Plan
+    profiles: dict[str, Profile]
+    bytes_stored: int
+    bytes_new: int
+    seconds: float
+
+    def summary(self) -> str:
+        """One line for people: where, what was stored, what will be replayed, how long."""
+        stored = sorted(n for g in self.plan.stored for n in g.names)
+        replayed = sorted(n for g in self.plan.recomputed for n in g.names)
+        parts = [f"saved {len(self.profiles)} variables to {self.notebook.name}"]
+        parts.append(
+            f"stored {len(stored)} ({format_bytes(self.bytes_stored)}"
+            f", {format_bytes(self.bytes_new)} new)"
+        )
+        parts.append(f"replay {len(replayed)} via {len(self.plan.replay)} cells")
+        lost = sorted(n for g in self.plan.lost for n in g.names)
+        if lost:
+            parts.append("NOT restorable: " + ", ".join(lost))
+        parts.append(f"est. restore {self.plan.restore_seconds:.2f} s; took {self.seconds:.2f} s")
+        return "; ".join(parts)
+
+    def to_json(self) -> dict:
+        return {
+            "notebook": str(self.notebook),
+            "stored": sorted(n for g in self.plan.stored for n in g.names),
+            "replayed": sorted(n for g in self.plan.recomputed for n in g.names),
+            "replay_cells": list(self.plan.replay),
+            "lost": sorted(n for g in self.plan.lost for n in g.names),
+            "bytes_stored": self.bytes_stored,
+            "bytes_new": self.bytes_new,
+            "estimated_restore_seconds": round(self.plan.restore_seconds, 4),
+            "seconds": round(self.seconds, 4),
+        }
+
+
+def save_checkpoint(
+    monitor: Monitor,
+    notebook: str | os.PathLike,
+    *,
+    strategy: str = "optimal",
+    bandwidth: float | None = None,
+    progress: ProgressCallback | None = None,
+) -> SaveReport:
+    """Store the kernel's state in ``notebook`` (created, with the executed cells, if missing)."""
+    started = time.perf_counter()
+    notebook = Path(notebook)
+    if notebook.is_dir():
+        raise NbelasticError(f"{notebook} is a directory: give the path of a .ipynb notebook")
+    if not notebook.parent.is_dir():
+        raise NbelasticError(f"no directory {notebook.parent}: create it or fix the path")
+    store = BlobStore(sidecar_dir(notebook))
+    namespace, profiles, groups = _survey(monitor)
+    if bandwidth is None:
+        bandwidth = store.measure_bandwidth()
+    plan, encoded = _plan_and_encode(
+        monitor.history, groups, namespace, bandwidth, strategy, progress
+    )
+    keys_before = store.keys()
+    entries = []
+    for group in plan.stored:
+        codec, payload = encoded[group.names]
+        entries.append(ManifestEntry(group.names, codec, len(payload), store.put(codec, payload)))
+    manifest = Manifest(tuple(sorted(entries)))
+    manifest_key = write_manifest(store, manifest)
+    rng_keys = {
+        execution_id: store.put("json", json.dumps(state, sort_keys=True).encode())
+        for execution_id, state in monitor.rng_states.items()
+    }
+    document = _document(notebook, store, manifest_key, plan, monitor.history, profiles, rng_keys)
+    write_checkpoint(
+        notebook, document, new_cells=[e.code for e in monitor.history.executions if e.replayable]
+    )
+    new_keys = store.keys() - keys_before
+    return SaveReport(
+        notebook=notebook,
+        plan=plan,
+        profiles=profiles,
+        bytes_stored=sum(e.size for e in entries),
+        bytes_new=sum(e.size for e in entries if e.key in new_keys),
+        seconds=time.perf_counter() - started,
+    )
+
+
+def plan_now(
+    monitor: Monitor,
+    *,
+    strategy: str = "optimal",
+    bandwidth: float | None = None,
+) -> tuple[Plan, dict[str, Profile]]:
+    """The plan a save would make now (without encoding anything), with each variable's profile."""
+    _, profiles, groups = _survey(monitor)
+    if bandwidth is None:
+        bandwidth = BlobStore(tempfile.gettempdir()).measure_bandwidth()
+    return make_plan(monitor.history, groups, bandwidth, strategy), profiles
+
+
+def _survey(monitor: Monitor) -> tuple[dict, dict[str, Profile], list[Group]]:
+    """Profile every live variable, reconcile the history, and form the linked groups."""
+    namespace = user_namespace(monitor.shell)
+    profiles = {name: profile(value) for name, value in namespace.items()}
+    _reconcile(monitor, namespace, profiles)
+    tokens = {name: p.tokens for name, p in profiles.items()}
+    return namespace, profiles, [_group(names, profiles) for names in linked_groups(tokens)]
+
+
+def _reconcile(monitor: Monitor, namespace: dict, profiles: dict[str, Profile]) -> None:
+    """Make the history agree with the namespace before planning.
+
+    Variables created or changed where the monitor could not see (a silent execution, an object
+    mutated through a path no cell touched) are attributed to a pseudo execution that cannot be
+    replayed, so the planner stores them; names that vanished are recorded as deleted.
+    """
+    history = monitor.history
+    vanished = set(history.active) - set(namespace)
+    unseen = []
+    for name, fresh in profiles.items():
+        known = monitor.profiles.get(name)
+        if name not in history.active or known is None or fresh.hash is not None and fresh.hash != known.hash:
+            unseen.append(name)
+    if vanished or unseen:
+        history.record(UNMONITORED_CODE, 0.0, writes=unseen, deletes=vanished, replayable=False)
+        for name in unseen:
+            monitor.profiles[name] = profiles[name]
+
+
+def _group(names: tuple[str, ...], profiles: dict[str, Profile]) -> Group:
+    reasons = [profiles[n].unstorable for n in names if profiles[n].unstorable]
+    if reasons:
+        return Group(names, None, why_unstorable=reasons[0])
+    return Group(names, sum(profiles[n].size for n in names))
+
+
+def _plan_and_encode(history, groups, namespace, bandwidth, strategy, progress):
+    """Plan, then encode the groups to store; a group that fails to encode is re-planned."""
+    encoded: dict[tuple[str, ...], tuple[str, bytes]] = {}
+    while True:
+        plan = make_plan(history, groups, bandwidth, strategy)
+        failed = None
+        for index, group in enumerate(plan.stored):
+            if group.names in encoded:
+                continue
+            try:
+                encoded[group.names] = encode_group({n: namespace[n] for n in group.names})
+            except UnserializableError as error:
+                failed = (group, str(error))
+                break
+            if progress:
+                progress(f"encoded {', '.join(group.names)}", index + 1, len(plan.stored))
+        if failed is None:
+            return plan, encoded
+        bad, reason = failed
+        groups = [Group(g.names, None, why_unstorable=reason) if g == bad else g for g in groups]
+
+
+def _document(notebook, store, manifest_key, plan, history, profiles, rng_keys) -> dict:
+    graph = history.to_json()
+    for execution in graph["executions"]:
+        execution["rng"] = rng_keys.get(execution["id"], execution["rng"])
+    actions = {}
+    for action, groups in (
+        ("store", plan.stored),
+        ("replay", plan.recomputed),
+        ("lost", plan.lost),
+    ):
+        for group in groups:
+            for name in group.names:
+                actions[name] = action
+    return {
+        "format": FORMAT_VERSION,
+        "producer": f"nbelastic {__version__}",
+        "store": os.path.relpath(store.root.resolve(), notebook.resolve().parent),
+        "manifest": manifest_key,
+        "plan": {
+            "strategy": plan.strategy,
+            "bandwidth": plan.bandwidth,
+            "replay": list(plan.replay),
+            "restore_seconds": round(plan.restore_seconds, 6),
+        },
+        "history": graph,
+        "variables": {
+            name: {
+                "type": p.type_name,
+                "size": p.size,
+                "hash": p.hash,
+                "action": actions[name],
+                "why": plan.reasons[name],
+            }
+            for name, p in sorted(profiles.items())
+        },
+    }
+
+
+def restore_checkpoint(
+    monitor: Monitor,
+    notebook: str | os.PathLike,
+    *,
+    progress: ProgressCallback | None = None,
+) -> RestoreReport:
+    """Bring the state saved in ``notebook`` back into this kernel and verify it."""
+    notebook = Path(notebook)
+    document = read_checkpoint(notebook)
+    history = History.from_json(document["history"])
+    store = BlobStore(notebook.parent / document["store"])
+    if not store.root.is_dir():
+        raise RestoreError(
+            f"the sidecar store {store.root} is missing: copy it next to {notebook.name} "
+            "(it holds the stored variables) and restore again"
+        )
+    manifest = read_manifest(store, document["manifest"])
+    missing = [e for e in manifest.entries if not store.has(e.key)]
+    if missing:
+        names = ", ".join(n for e in missing for n in e.names)
+        raise RestoreError(
+            f"the sidecar store {store.root} lacks the blobs of {names}: "
+            "copy the whole sidecar directory and restore again"
+        )
+    rng_states = {
+        e.id: json.loads(store.get(e.rng)[1]) for e in history.executions if e.rng is not None
+    }
+    shell = monitor.shell
+    monitor.paused = True
+    try:
+        report = rebuild(
+            history,
+            manifest.entries,
+            document["plan"]["replay"],
+            document["variables"],
+            load_group=lambda entry: decode_group(*store.get(entry.key), entry.names),
+            run_execution=_cell_runner(shell, rng_states),
+            namespace=shell.user_ns,
+            progress=progress,
+        )
+    finally:
+        monitor.paused = False
+    monitor.adopt(history, rng_states)
+    return report
+
+
+def _cell_runner(shell, rng_states: dict[int, dict]) -> Callable[[Execution], str | None]:
+    def run(execution: Execution) -> str | None:
+        if execution.id in rng_states:
+            set_rng_state(rng_states[execution.id])
+        with capture_output(display=True):
+            result = shell.run_cell(execution.code, store_history=False, silent=True)
+        error = result.error_before_exec or result.error_in_exec
+        return None if error is None else f"{type(error).__name__}: {error}"
+
+    return run

@@ -1,0 +1,196 @@
+"""Watch every cell execution: what it read, what it changed, how long it took, its RNG state.
+
+Per cell the work is proportional to what the cell touches: the names its code mentions, the
+globals of the notebook functions it calls, and the variables linked to those (sharing objects).
+Only those are re-profiled; every other variable is assumed unchanged, an assumption the save
+re-checks with a full hash so an undetected change is stored, never wrongly replayed.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import sys
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from nbelastic.history import History
+from nbelastic.kernel.analysis import analyse_cell, transitive_reads
+from nbelastic.objects import Profile, profile
+
+_IPYTHON_NAMES = re.compile(r"^(_+|_i+|_i\d+|_\d+|_ih|_oh|_dh|In|Out|get_ipython|exit|quit)$")
+
+
+def user_namespace(shell) -> dict[str, object]:
+    """The user's variables: IPython's own names (``_``, ``_i3``, ``Out``...) and dunders left out.
+
+    A name IPython put there (``open``, ``exit``) counts once the user rebinds it.
+    """
+    hidden = shell.user_ns_hidden
+    names = {}
+    for name, value in shell.user_ns.items():
+        if name.startswith("__") and name.endswith("__"):
+            continue
+        if _IPYTHON_NAMES.match(name) or (name in hidden and hidden[name] is value):
+            continue
+        names[name] = value
+    return names
+
+
+def rng_state() -> dict:
+    """The global random generators' state, as plain JSON values."""
+    version, internal, gauss = random.getstate()
+    state: dict = {"random": [version, list(internal), gauss]}
+    numpy = sys.modules.get("numpy")
+    if numpy is not None:
+        kind, keys, pos, has_gauss, cached = numpy.random.get_state()
+        state["numpy"] = [kind, keys.tolist(), int(pos), int(has_gauss), float(cached)]
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    """Put the global random generators back in a state recorded by ``rng_state``."""
+    version, internal, gauss = state["random"]
+    random.setstate((version, tuple(internal), gauss))
+    if "numpy" in state:
+        import numpy
+
+        kind, keys, pos, has_gauss, cached = state["numpy"]
+        numpy.random.set_state(
+            (kind, numpy.array(keys, dtype=numpy.uint32), pos, has_gauss, cached)
+        )
+
+
+@dataclass
+class _Pending:
+    code: str
+    reads: set[str]
+    candidates: set[str]
+    ids_before: dict[str, int]
+    rng_before: dict
+    started: float
+
+
+class Monitor:
+    """Keeps the History of one kernel up to date from IPython's pre/post cell events."""
+
+    def __init__(self, shell) -> None:
+        self.shell = shell
+        self.history = History()
+        self.profiles: dict[str, Profile] = {}
+        self.rng_states: dict[int, dict] = {}  # execution id -> RNG state before it ran
+        self._token_owners: dict[object, set[str]] = {}
+        self._pending: _Pending | None = None
+        self.paused = False
+        existing = user_namespace(shell)
+        if existing:
+            self.history.record_existing(existing)
+            for name, value in existing.items():
+                self._remember(name, profile(value))
+
+    def register(self) -> None:
+        self.shell.events.register("pre_run_cell", self.pre_run_cell)
+        self.shell.events.register("post_run_cell", self.post_run_cell)
+
+    def unregister(self) -> None:
+        self.shell.events.unregister("pre_run_cell", self.pre_run_cell)
+        self.shell.events.unregister("post_run_cell", self.post_run_cell)
+
+    def adopt(self, history: History, rng_states: dict[int, dict]) -> None:
+        """Continue from a restored checkpoint: its history, and profiles of the live values."""
+        self.history = history
+        self.rng_states = dict(rng_states)
+        self.profiles.clear()
+        self._token_owners.clear()
+        for name, value in user_namespace(self.shell).items():
+            self._remember(name, profile(value))
+
+    def pre_run_cell(self, info) -> None:
+        self._pending = None
+        raw = info.raw_cell or ""
+        if self.paused or not raw.strip():
+            return
+        namespace = user_namespace(self.shell)
+        try:
+            names = analyse_cell(self.shell.transform_cell(raw), self.shell.transform_cell)
+        except Exception:  # noqa: BLE001 - a transform failure will surface when the cell runs
+            names = None
+        if names is None or names.dynamic:
+            reads = set(namespace)
+            touched = set(namespace)
+        else:
+            reads = transitive_reads(names.loads, namespace)
+            touched = reads | ((names.stores | names.deletes) & namespace.keys())
+        candidates = self._with_linked(touched) & namespace.keys()
+        for name in candidates:
+            if name not in self.profiles:
+                self._remember(name, profile(namespace[name]))
+        self._pending = _Pending(
+            code=raw,
+            reads=reads,
+            candidates=candidates,
+            ids_before={name: id(value) for name, value in namespace.items()},
+            rng_before=rng_state(),
+            started=time.perf_counter(),
+        )
+
+    def post_run_cell(self, result) -> None:
+        pending, self._pending = self._pending, None
+        if pending is None or self.paused:
+            return
+        runtime = time.perf_counter() - pending.started
+        namespace = user_namespace(self.shell)
+        before = pending.ids_before
+        deleted = before.keys() - namespace.keys()
+        rebound = {n for n, v in namespace.items() if before.get(n) != id(v)}
+        written = set(rebound)
+        for name in rebound:
+            self._remember(name, profile(namespace[name]))
+        for name in pending.candidates - deleted - rebound:
+            old = self.profiles.get(name)
+            new = profile(namespace[name])
+            if old is None or new.hash is None or new.hash != old.hash:
+                written.add(name)
+            self._remember(name, new)
+        for name in deleted:
+            self._forget(name)
+        rng_after = rng_state()
+        execution = self.history.record(
+            pending.code,
+            runtime,
+            reads=pending.reads,
+            writes=written,
+            deletes=deleted,
+            raised=not result.success,
+        )
+        if rng_after != pending.rng_before:
+            self.rng_states[execution.id] = pending.rng_before
+
+    def _with_linked(self, names: Iterable[str]) -> set[str]:
+        """``names`` plus every variable sharing an object with one of them."""
+        result = set(names)
+        for name in list(result):
+            known = self.profiles.get(name)
+            if known is None:
+                continue
+            for token in known.tokens:
+                result |= self._token_owners.get(token, set())
+        return result
+
+    def _remember(self, name: str, new: Profile) -> None:
+        self._forget(name)
+        self.profiles[name] = new
+        for token in new.tokens:
+            self._token_owners.setdefault(token, set()).add(name)
+
+    def _forget(self, name: str) -> None:
+        old = self.profiles.pop(name, None)
+        if old is None:
+            return
+        for token in old.tokens:
+            owners = self._token_owners.get(token)
+            if owners is not None:
+                owners.discard(name)
+                if not owners:
+                    del self._token_owners[token]

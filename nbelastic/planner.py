@@ -1,0 +1,441 @@
+"""The replication plan: which variable groups to store and which cells to replay.
+
+Restoring a notebook costs the time to load the stored bytes plus the time to replay the chosen
+cell executions. Picking the cheapest mix is an s-t minimum cut (ElasticNotebook, VLDB 2024):
+groups left on the source side are replayed, groups on the sink side are stored. Replaying a
+cell pays for every group it rebuilds, so two groups sharing an expensive ancestor pay it once.
+``store-all`` and ``recompute-all`` are the baselines to compare against, or to force a behaviour.
+
+Example
+-------
+>>> from nbelastic.history import History
+>>> h = History()
+>>> _ = h.record("big = load()", 3.0, writes=["big"])
+>>> _ = h.record("small = big.mean()", 0.5, reads=["big"], writes=["small"])
+>>> groups = [Group(("big",), size=10**9), Group(("small",), size=8)]
+>>> plan = make_plan(h, groups, bandwidth=100e6)  # big: 10 s to load, 3 s to replay
+>>> [g.names for g in plan.recomputed], [g.names for g in plan.stored], plan.replay
+([('big',)], [('small',)], (1,))
+>>> plan.reasons["big"]
+'replayed: rebuilding takes 3.00 s (cell 1), less than loading 1.0 GB (10.00 s)'
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from fractions import Fraction
+from types import MappingProxyType
+
+import networkx as nx
+
+from nbelastic.history import PREEXISTING_CODE, Execution, History
+
+STRATEGIES = ("optimal", "store-all", "recompute-all")
+
+_SOURCE = "source"
+_SINK = "sink"
+
+
+@dataclass(frozen=True)
+class Group:
+    """Linked variables that are stored or rebuilt together.
+
+    ``size`` is the estimated number of bytes when stored, or None when the group cannot be
+    stored at all. ``replayable`` is False when the monitor knows replay cannot rebuild it.
+    Names are kept sorted so that equal groups compare equal whatever order they came in.
+
+    >>> Group(["b", "a"], size=10).names
+    ('a', 'b')
+    """
+
+    names: tuple[str, ...]
+    size: int | None
+    why_unstorable: str = ""
+    replayable: bool = True
+    why_unreplayable: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.names:
+            raise ValueError("a group needs at least one name")
+        if self.size is not None and self.size < 0:
+            raise ValueError(f"group {', '.join(self.names)} has a negative size: {self.size}")
+        object.__setattr__(self, "names", tuple(sorted(self.names)))
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What to store, what to replay, and what restoring will cost.
+
+    >>> plan = Plan("store-all", 1e6, (), (), (), (), 0.5, 2.0, {})
+    >>> plan.restore_seconds
+    2.5
+    """
+
+    strategy: str
+    bandwidth: float
+    stored: tuple[Group, ...]
+    recomputed: tuple[Group, ...]
+    lost: tuple[Group, ...]
+    replay: tuple[int, ...]
+    store_seconds: float
+    replay_seconds: float
+    reasons: Mapping[str, str]
+
+    @property
+    def restore_seconds(self) -> float:
+        """Loading the stored groups plus replaying the chosen executions."""
+        return self.store_seconds + self.replay_seconds
+
+
+@dataclass(frozen=True)
+class _Option:
+    """One plannable group with what the planner needs to weigh it."""
+
+    group: Group
+    cells: frozenset[int]  # the executions that rebuild it
+    why_not_rebuildable: str  # empty when replay can rebuild it
+
+    @property
+    def storable(self) -> bool:
+        return self.group.size is not None
+
+    @property
+    def rebuildable(self) -> bool:
+        return not self.why_not_rebuildable
+
+
+def format_bytes(size: float) -> str:
+    """A byte count in decimal units with one decimal, as people read sizes.
+
+    >>> format_bytes(999), format_bytes(1234567), format_bytes(1.2e9), format_bytes(999_960)
+    ('999 B', '1.2 MB', '1.2 GB', '1.0 MB')
+    """
+    if size < 1000:
+        return f"{size:.0f} B"
+    for unit in ("kB", "MB", "GB", "TB"):
+        size /= 1000
+        if round(size, 1) < 1000:
+            return f"{size:.1f} {unit}"
+    return f"{size / 1000:.1f} PB"
+
+
+def plan_cost(
+    history: History,
+    stored_groups: Iterable[Group],
+    recomputed_groups: Iterable[Group],
+    bandwidth: float,
+) -> float:
+    """Seconds to restore by loading ``stored_groups`` and replaying ``recomputed_groups``.
+
+    The same cost model as ``make_plan``: each stored group costs size / bandwidth, and the
+    union of the recomputed groups' executions is replayed once. An impossible assignment (an
+    unstorable group stored, an unrebuildable group recomputed) costs infinity, so a brute
+    force can try every assignment and keep the finite ones.
+
+    >>> h = History()
+    >>> _ = h.record("a = f()", 4.0, writes=["a"])
+    >>> _ = h.record("b = a + 1", 1.0, reads=["a"], writes=["b"])
+    >>> a, b = Group(("a",), size=100), Group(("b",), size=None)
+    >>> plan_cost(h, [a], [b], bandwidth=100.0)   # load a in 1 s, replay cell 2 in 1 s
+    2.0
+    >>> plan_cost(h, [b], [a], bandwidth=100.0)
+    inf
+    """
+    _check_bandwidth(bandwidth)
+    stored, recomputed = list(stored_groups), list(recomputed_groups)
+    available = _names_of(stored + recomputed)
+    by_id = _executions_by_id(history)
+    cells: set[int] = set()
+    for group in recomputed:
+        group_cells = frozenset(history.recompute_set(group.names))
+        if _why_not_rebuildable(history, by_id, group, group_cells, available):
+            return math.inf
+        cells |= group_cells
+    return _store_seconds(stored, bandwidth) + _replay_seconds(cells, by_id)
+
+
+def make_plan(
+    history: History, groups: Sequence[Group], bandwidth: float, strategy: str = "optimal"
+) -> Plan:
+    """Decide, for every group, whether a restore loads it, replays it, or cannot bring it back.
+
+    ``groups`` must partition (part of) the history's active names; ``bandwidth`` is the
+    bytes per second at which stored values load. A live name left out of every group is not
+    restored, so a group whose replay reads it cannot be rebuilt. The same inputs always give
+    the same plan, whatever the order of ``groups``.
+
+    >>> h = History()
+    >>> _ = h.record_existing(["df"])
+    >>> _ = h.record("gen = (x for x in df)", 0.0, reads=["df"], writes=["gen"])
+    >>> groups = [Group(("df",), size=10**6), Group(("gen",), None, "generator")]
+    >>> plan = make_plan(h, groups, bandwidth=1e9, strategy="recompute-all")
+    >>> plan.replay
+    (1,)
+    >>> plan.reasons["df"]
+    'stored: created before nbelastic was loaded, cannot be replayed; 1.0 MB loads in 0.00 s'
+    """
+    if strategy not in STRATEGIES:
+        raise ValueError(f"unknown strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}")
+    _check_bandwidth(bandwidth)
+    _check_groups(history, groups)
+    by_id = _executions_by_id(history)
+    options, lost = _weigh(history, by_id, groups)
+    recomputed_names = _DECIDERS[strategy](options, bandwidth, by_id)
+    recomputed = [o for o in options if o.group.names in recomputed_names]
+    stored = [o for o in options if o.group.names not in recomputed_names]
+    replay = frozenset().union(*(o.cells for o in recomputed))
+    reasons = _Reasons(strategy, bandwidth, by_id, recomputed, replay)
+    return Plan(
+        strategy=strategy,
+        bandwidth=bandwidth,
+        stored=tuple(o.group for o in stored),
+        recomputed=tuple(o.group for o in recomputed),
+        lost=tuple(o.group for o in lost),
+        replay=tuple(sorted(replay)),
+        store_seconds=_store_seconds([o.group for o in stored], bandwidth),
+        replay_seconds=_replay_seconds(replay, by_id),
+        reasons=reasons.by_name(stored, lost),
+    )
+
+
+def _check_bandwidth(bandwidth: float) -> None:
+    # Infinity and NaN would turn every store cost into 0 or NaN and make the cut meaningless.
+    if not 0 < bandwidth < math.inf:
+        raise ValueError(f"bandwidth must be a positive, finite bytes per second: {bandwidth}")
+
+
+def _check_groups(history: History, groups: Sequence[Group]) -> None:
+    """Reject names the history cannot rebuild, or that would be restored twice."""
+    names = [name for group in groups for name in group.names]
+    unknown = sorted(set(names) - set(history.active))
+    if unknown:
+        raise ValueError(f"not active in the history: {', '.join(unknown)}")
+    repeated = sorted(name for name, count in Counter(names).items() if count > 1)
+    if repeated:
+        raise ValueError(f"in more than one group: {', '.join(repeated)}")
+
+
+def _executions_by_id(history: History) -> dict[int, Execution]:
+    return {execution.id: execution for execution in history.executions}
+
+
+def _names_of(groups: Iterable[Group]) -> set[str]:
+    return {name for group in groups for name in group.names}
+
+
+def _store_seconds(groups: Iterable[Group], bandwidth: float) -> float:
+    """fsum makes the total independent of the groups' order."""
+    sizes = [group.size for group in groups]
+    if None in sizes:
+        return math.inf
+    return math.fsum(size / bandwidth for size in sizes)
+
+
+def _replay_seconds(cells: Iterable[int], by_id: Mapping[int, Execution]) -> float:
+    return math.fsum(by_id[cell].runtime for cell in cells)
+
+
+def _why_not_rebuildable(
+    history: History,
+    by_id: Mapping[int, Execution],
+    group: Group,
+    cells: Collection[int],
+    available: Collection[str],
+) -> str:
+    """Why replaying ``cells`` cannot rebuild ``group``; empty when it can.
+
+    Besides non-replayable executions, a replay that reads a live variable fails when that
+    variable is not restored itself (``available`` names the ones that are).
+    """
+    if not group.replayable:
+        return group.why_unreplayable or "the monitor marked it as not replayable"
+    blocked = sorted(cell for cell in cells if not by_id[cell].replayable)
+    if any(by_id[cell].code == PREEXISTING_CODE for cell in blocked):
+        return "created before nbelastic was loaded, cannot be replayed"
+    if blocked:
+        return f"{_cells(blocked)} cannot be replayed"
+    missing = sorted(
+        {
+            snapshot.name
+            for cell in cells
+            for snapshot in by_id[cell].reads
+            if history.active.get(snapshot.name) == snapshot and snapshot.name not in available
+        }
+    )
+    if missing:
+        return f"replay reads {', '.join(missing)}, which cannot be restored"
+    return ""
+
+
+def _weigh(
+    history: History, by_id: Mapping[int, Execution], groups: Sequence[Group]
+) -> tuple[list[_Option], list[_Option]]:
+    """Split groups into plannable options and lost ones, both sorted by names.
+
+    Losing a group can make another one unrebuildable (its replay reads the lost names), so
+    this repeats until no further group is lost.
+    """
+    cells = {group.names: frozenset(history.recompute_set(group.names)) for group in groups}
+    remaining = sorted(groups, key=lambda group: group.names)
+    lost: list[_Option] = []
+    while True:
+        available = _names_of(remaining)
+        options = [
+            _Option(
+                g,
+                cells[g.names],
+                _why_not_rebuildable(history, by_id, g, cells[g.names], available),
+            )
+            for g in remaining
+        ]
+        newly_lost = [o for o in options if not o.storable and not o.rebuildable]
+        if not newly_lost:
+            return options, sorted(lost, key=lambda option: option.group.names)
+        lost += newly_lost
+        remaining = [o.group for o in options if o.storable or o.rebuildable]
+
+
+_Decider = Callable[[Sequence[_Option], float, Mapping[int, Execution]], set[tuple[str, ...]]]
+
+
+def _store_all(
+    options: Sequence[_Option], bandwidth: float, by_id: Mapping[int, Execution]
+) -> set[tuple[str, ...]]:
+    """Replay only what cannot be stored."""
+    return {o.group.names for o in options if not o.storable}
+
+
+def _recompute_all(
+    options: Sequence[_Option], bandwidth: float, by_id: Mapping[int, Execution]
+) -> set[tuple[str, ...]]:
+    """Store only what cannot be replayed."""
+    return {o.group.names for o in options if o.rebuildable}
+
+
+def _min_cut(
+    options: Sequence[_Option], bandwidth: float, by_id: Mapping[int, Execution]
+) -> set[tuple[str, ...]]:
+    """The groups to replay so that load time plus replay time is smallest.
+
+    Capacities are exact (fractions scaled to integers): with floats, networkx can leave a
+    residual of 1e-17 on a saturated edge and return a cut that is far from minimal (networkx
+    issues #4592, #7775; ``test_decimal_runtimes_and_sizes_still_give_the_cheapest_plan``).
+    An omitted capacity is infinite, which forces unstorable groups to the replay side and
+    makes replaying a group pay for all its cells. Groups that cannot be rebuilt stay out of
+    the cut and are stored.
+    """
+    rebuildable = [option for option in options if option.rebuildable]
+    graph = nx.DiGraph()
+    for option in rebuildable:
+        node = ("group", option.group.names)
+        if option.storable:
+            cost = Fraction(option.group.size) / Fraction(bandwidth)
+            graph.add_edge(_SOURCE, node, capacity=cost)
+        else:
+            graph.add_edge(_SOURCE, node)
+        graph.add_edges_from((node, ("cell", cell)) for cell in sorted(option.cells))
+    for cell in sorted(frozenset().union(*(option.cells for option in rebuildable))):
+        graph.add_edge(("cell", cell), _SINK, capacity=Fraction(by_id[cell].runtime))
+    if _SOURCE not in graph:
+        return set()
+    _scale_to_integers(graph)
+    try:
+        _, (replay_side, _) = nx.minimum_cut(graph, _SOURCE, _SINK)
+    except nx.NetworkXUnbounded as error:  # only finite cell -> sink edges reach the sink
+        raise AssertionError("an infinite path reached the cut; a lost group leaked in") from error
+    return {node[1] for node in replay_side if node[0] == "group"}
+
+
+def _scale_to_integers(graph: nx.DiGraph) -> None:
+    """Multiply all capacities by their common denominator: as exact as fractions, and faster."""
+    capacities = nx.get_edge_attributes(graph, "capacity")
+    scale = math.lcm(*(capacity.denominator for capacity in capacities.values()))
+    integers = {edge: int(capacity * scale) for edge, capacity in capacities.items()}
+    nx.set_edge_attributes(graph, integers, "capacity")
+
+
+_DECIDERS: dict[str, _Decider] = {
+    "optimal": _min_cut,
+    "store-all": _store_all,
+    "recompute-all": _recompute_all,
+}
+
+
+def _cells(ids: Iterable[int]) -> str:
+    ids = sorted(ids)
+    if not ids:
+        return "no cell"
+    return f"cell{'s' if len(ids) > 1 else ''} {', '.join(map(str, ids))}"
+
+
+def _seconds(seconds: float) -> str:
+    return f"{seconds:.2f} s"
+
+
+def _than(cost: float, other: float) -> str:
+    return "less than" if cost < other else "no more than"
+
+
+@dataclass(frozen=True)
+class _Reasons:
+    """One readable sentence per group, saying why the plan treats it the way it does."""
+
+    strategy: str
+    bandwidth: float
+    by_id: Mapping[int, Execution]
+    recomputed: Sequence[_Option]
+    replay: frozenset[int]
+
+    def _load(self, group: Group) -> str:
+        return f"{format_bytes(group.size)} loads in {_seconds(group.size / self.bandwidth)}"
+
+    def _rebuild(self, cells: Iterable[int]) -> str:
+        return f"rebuilding takes {_seconds(_replay_seconds(cells, self.by_id))} ({_cells(cells)})"
+
+    def for_stored(self, option: _Option) -> str:
+        if not option.rebuildable:
+            return f"stored: {option.why_not_rebuildable}; {self._load(option.group)}"
+        if self.strategy != "optimal":
+            return f"stored: strategy {self.strategy}; {self._load(option.group)}"
+        extra = option.cells - self.replay
+        seconds = _replay_seconds(extra, self.by_id)
+        return (
+            f"stored: {self._load(option.group)}; "
+            f"rebuilding would add {_seconds(seconds)} ({_cells(extra)})"
+        )
+
+    def for_recomputed(self, option: _Option) -> str:
+        if not option.storable:
+            why = option.group.why_unstorable or "cannot be serialized"
+            return f"replayed: {why}; {self._rebuild(option.cells)}"
+        if self.strategy != "optimal":
+            return f"replayed: strategy {self.strategy}; {self._rebuild(option.cells)}"
+        load = option.group.size / self.bandwidth
+        loading = f"loading {format_bytes(option.group.size)} ({_seconds(load)})"
+        sharing = [o for o in self.recomputed if o is not option and o.cells & option.cells]
+        if not sharing:
+            seconds = _replay_seconds(option.cells, self.by_id)
+            return f"replayed: {self._rebuild(option.cells)}, {_than(seconds, load)} {loading}"
+        shared = option.cells & frozenset().union(*(o.cells for o in sharing))
+        extra = option.cells - shared
+        seconds = _replay_seconds(extra, self.by_id)
+        others = ", ".join(name for o in sharing for name in o.group.names)
+        return (
+            f"replayed: shares {_cells(shared)} with {others}, so rebuilding adds "
+            f"{_seconds(seconds)} ({_cells(extra)}), {_than(seconds, load)} {loading}"
+        )
+
+    def for_lost(self, option: _Option) -> str:
+        why = option.group.why_unstorable or "cannot be serialized"
+        return f"lost: {why}; {option.why_not_rebuildable}"
+
+    def by_name(self, stored: Iterable[_Option], lost: Iterable[_Option]) -> Mapping[str, str]:
+        """Each name with its group's sentence, sorted by name and read-only."""
+        sentences = [(o, self.for_stored(o)) for o in stored]
+        sentences += [(o, self.for_recomputed(o)) for o in self.recomputed]
+        sentences += [(o, self.for_lost(o)) for o in lost]
+        pairs = sorted((name, text) for o, text in sentences for name in o.group.names)
+        return MappingProxyType(dict(pairs))

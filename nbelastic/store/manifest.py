@@ -1,0 +1,162 @@
+"""The manifest: which blob holds which variables, one sorted line per linked group.
+
+The text form is written to ``manifest.txt`` for humans and git (one changed variable is one
+changed line) and is also stored as a blob of codec ``manifest``, so the manifest of any older
+checkpoint stays readable by the key the notebook metadata records. Reading is strict: a
+damaged or newer manifest is reported, never half-understood.
+
+Example
+-------
+>>> key = "ab" * 32
+>>> linked = ManifestEntry(("b", "a"), "dill", 9, key)
+>>> m = Manifest([ManifestEntry(("y",), "json", 2, key), linked])
+>>> print(m.to_text(), end="")  # doctest: +NORMALIZE_WHITESPACE
+# nbelastic manifest 1
+a,b   dill  9  abababababababababababababababababababababababababababababababab
+y     json  2  abababababababababababababababababababababababababababababababab
+>>> Manifest.from_text(m.to_text()) == m, m.entry_for("b").names
+(True, ('a', 'b'))
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from nbelastic.errors import CheckpointFormatError
+from nbelastic.store.blobs import CODEC_PATTERN, KEY_PATTERN, BlobStore, short
+
+MANIFEST_FORMAT = 1
+_HEADER = f"# nbelastic manifest {MANIFEST_FORMAT}"
+_ANY_HEADER = re.compile(r"# nbelastic manifest ([1-9][0-9]*)")
+_SIZE = re.compile(r"0|[1-9][0-9]*")
+
+
+@dataclass(frozen=True, order=True)
+class ManifestEntry:
+    """One stored group: its variable names (sorted), codec, payload size and blob key."""
+
+    names: tuple[str, ...]
+    codec: str
+    size: int
+    key: str
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "names", tuple(sorted(self.names)))
+        if not self.names or len(set(self.names)) != len(self.names):
+            raise ValueError(f"a group needs distinct names: {self.names!r}")
+        bad = [name for name in self.names if not name.isidentifier()]
+        if bad:
+            raise ValueError(f"not a variable name: {bad[0]!r}")
+        if not CODEC_PATTERN.fullmatch(self.codec):
+            raise ValueError(f"not a codec name: {self.codec!r}")
+        if type(self.size) is not int or self.size < 0:
+            raise ValueError(f"not a size: {self.size!r}")
+        if not KEY_PATTERN.fullmatch(self.key):
+            raise ValueError(f"not a blob key: {self.key!r}")
+
+    def to_line(self) -> str:
+        return f"{','.join(self.names)}\t{self.codec}\t{self.size}\t{self.key}\n"
+
+    @classmethod
+    def from_line(cls, line: str) -> ManifestEntry:
+        """Parse one line without its newline; ValueError says what is wrong."""
+        fields = line.split("\t")
+        if len(fields) != 4:
+            raise ValueError("expected 4 tab-separated fields: names, codec, size, key")
+        names, codec, size, key = fields
+        if not _SIZE.fullmatch(size):
+            raise ValueError(f"not a size: {size!r}")
+        return cls(tuple(names.split(",")), codec, int(size), key)
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """The stored groups of one checkpoint, kept sorted; a variable is in at most one group."""
+
+    entries: tuple[ManifestEntry, ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "entries", tuple(sorted(self.entries)))
+        seen: set[str] = set()
+        for entry in self.entries:
+            twice = seen.intersection(entry.names)
+            if twice:
+                raise ValueError(f"variable {min(twice)!r} is in two groups")
+            seen.update(entry.names)
+
+    def to_text(self) -> str:
+        """The deterministic text form: a header line, then one sorted line per group."""
+        return _HEADER + "\n" + "".join(entry.to_line() for entry in self.entries)
+
+    @classmethod
+    def from_text(cls, text: str) -> Manifest:
+        """Parse :meth:`to_text` output; anything else raises CheckpointFormatError."""
+        lines = text.split("\n")
+        if lines[-1] == "":
+            lines.pop()
+        header = _ANY_HEADER.fullmatch(lines[0]) if lines else None
+        if header and lines[0] != _HEADER and int(header.group(1)) > MANIFEST_FORMAT:
+            raise CheckpointFormatError(
+                f"the manifest has format {header.group(1)}, newer than this nbelastic reads"
+                f" ({MANIFEST_FORMAT}); upgrade nbelastic"
+            )
+        if not lines or lines[0] != _HEADER:
+            raise _format_error(1, "not an nbelastic manifest header")
+        entries, seen = [], set()
+        for number, line in enumerate(lines[1:], start=2):
+            try:
+                entry = ManifestEntry.from_line(line)
+            except ValueError as e:
+                raise _format_error(number, str(e)) from None
+            twice = seen.intersection(entry.names)
+            if twice:
+                raise _format_error(number, f"variable {min(twice)!r} is already in a group")
+            seen.update(entry.names)
+            entries.append(entry)
+        return cls(tuple(entries))
+
+    def entry_for(self, name: str) -> ManifestEntry | None:
+        """The group holding variable ``name``, or None if it is not stored."""
+        return next((entry for entry in self.entries if name in entry.names), None)
+
+
+def write_manifest(store: BlobStore, manifest: Manifest) -> str:
+    """Store ``manifest`` as a blob and as ``manifest.txt``; return the blob key.
+
+    ``manifest.txt`` is rewritten only when its text changes, so saving unchanged state
+    touches no file.
+    """
+    data = manifest.to_text().encode("utf-8")
+    key = store.put("manifest", data)
+    try:
+        current = (store.root / "manifest.txt").read_bytes()
+    except OSError:
+        current = None
+    if current != data:
+        store.write_file("manifest.txt", data)
+    return key
+
+
+def read_manifest(store: BlobStore, key: str) -> Manifest:
+    """The manifest stored under ``key``, checked against its hash and parsed strictly."""
+    codec, payload = store.get(key)
+    if codec != "manifest":
+        raise CheckpointFormatError(
+            f"blob {short(key)} holds a {codec} value, not a manifest; the checkpoint metadata is"
+            f" damaged"
+        )
+    try:
+        text = payload.decode("utf-8")
+    except UnicodeDecodeError:
+        raise CheckpointFormatError(
+            f"manifest blob {short(key)} is not UTF-8 text; the checkpoint is damaged"
+        ) from None
+    return Manifest.from_text(text)
+
+
+def _format_error(line: int, problem: str) -> CheckpointFormatError:
+    return CheckpointFormatError(
+        f"malformed nbelastic manifest, line {line}: {problem}; the checkpoint is damaged, save"
+        f" again from a kernel that still holds the state"
+    )

@@ -1,0 +1,65 @@
+"""Describe a kernel's user namespace independently of nbelastic, to compare two kernels.
+
+Run inside a kernel with ``runpy.run_path`` so that nothing is added to the namespace. The
+descriptions use plain reprs and sha256 of raw bytes: no nbelastic code takes part, so a
+round-trip test cannot pass because both sides share a bug.
+"""
+
+import hashlib
+import re
+import types
+
+_IPYTHON = re.compile(r"^(_+|_i+|_i\d+|_\d+|_ih|_oh|_dh|In|Out|get_ipython|exit|quit)$")
+
+
+def _digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()[:16]
+
+
+def describe(value, seen=None):
+    seen = set() if seen is None else seen
+    kind = f"{type(value).__module__}.{type(value).__qualname__}"
+    if value is None or isinstance(value, (bool, int, float, complex, str, bytes)):
+        return f"{kind}:{value!r}"
+    if id(value) in seen:
+        return f"{kind}:<cycle>"
+    seen = seen | {id(value)}
+    module = type(value).__module__.split(".")[0]
+    if module == "numpy" and hasattr(value, "dtype") and hasattr(value, "shape"):
+        if value.dtype.hasobject:
+            return f"{kind}:{value.dtype}:{value.shape}:" + str(
+                [describe(v, seen) for v in value.ravel().tolist()]
+            )
+        return f"{kind}:{value.dtype}:{value.shape}:{_digest(value.tobytes())}"
+    if module == "pandas" and hasattr(value, "to_csv"):
+        return f"{kind}:{getattr(value, 'dtypes', None)}:{_digest(value.to_csv().encode())}"
+    if isinstance(value, (list, tuple)):
+        return f"{kind}:[" + ", ".join(describe(v, seen) for v in value) + "]"
+    if isinstance(value, dict):
+        items = ", ".join(f"{describe(k, seen)}: {describe(v, seen)}" for k, v in value.items())
+        return f"{kind}:{{{items}}}"
+    if isinstance(value, (set, frozenset)):
+        return f"{kind}:{sorted(describe(v, seen) for v in value)}"
+    if isinstance(value, types.ModuleType):
+        return f"module:{value.__name__}"
+    if isinstance(value, (types.FunctionType, type)):
+        return f"{kind}:{value.__qualname__}"
+    if isinstance(value, types.GeneratorType):
+        return f"generator:{value.__qualname__}"
+    if hasattr(value, "__dict__") and not isinstance(value, type):
+        return f"{kind}:" + describe(dict(vars(value)), seen)
+    text = repr(value)
+    return kind if " at 0x" in text else f"{kind}:{text}"
+
+
+def describe_namespace():
+    shell = get_ipython()  # noqa: F821 - defined inside a kernel
+    hidden = shell.user_ns_hidden
+    result = {}
+    for name, value in shell.user_ns.items():
+        if name.startswith("__") and name.endswith("__"):
+            continue
+        if _IPYTHON.match(name) or (name in hidden and hidden[name] is value):
+            continue
+        result[name] = describe(value)
+    return result

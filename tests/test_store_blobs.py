@@ -1,0 +1,224 @@
+"""The blob store: content addressing, idempotent writes, verified reads, clean failures."""
+
+import errno
+import hashlib
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import nbelastic
+from nbelastic.errors import (
+    BlobCorruptError,
+    BlobMissingError,
+    CheckpointFormatError,
+    StoreWriteError,
+)
+from nbelastic.store import BlobStore
+
+
+def files_under(root: Path) -> list[str]:
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
+
+
+def plant(store: BlobStore, data: bytes) -> str:
+    """Put raw file bytes at their own hash, bypassing put (a blob from elsewhere)."""
+    key = hashlib.sha256(data).hexdigest()
+    store.path(key).parent.mkdir(parents=True, exist_ok=True)
+    store.path(key).write_bytes(data)
+    return key
+
+
+def test_put_get_round_trip_and_layout(tmp_path):
+    store = BlobStore(tmp_path / "nb.nbelastic")
+    assert not store.root.exists()  # created lazily
+    key = store.put("dill", b"\x00payload\n")
+    data = (store.root / "blobs" / key[:2] / key[2:]).read_bytes()
+    assert data == b"NBELASTIC-BLOB 1 dill\n\x00payload\n"
+    assert key == hashlib.sha256(data).hexdigest()
+    assert store.get(key) == ("dill", b"\x00payload\n")
+    assert store.has(key)
+    assert store.keys() == {key}
+    assert store.root == tmp_path / "nb.nbelastic"
+
+
+def test_codec_is_part_of_the_key(tmp_path):
+    store = BlobStore(tmp_path)
+    assert store.put("json", b"1") != store.put("npy", b"1")
+
+
+def test_empty_payload(tmp_path):
+    store = BlobStore(tmp_path)
+    assert store.get(store.put("json", b"")) == ("json", b"")
+
+
+def test_second_put_does_not_touch_the_file(tmp_path):
+    store = BlobStore(tmp_path)
+    key = store.put("json", b"[1]")
+    before = store.path(key).stat()
+    assert store.put("json", b"[1]") == key
+    after = store.path(key).stat()
+    assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+    assert files_under(tmp_path) == [f"blobs/{key[:2]}/{key[2:]}"]
+
+
+def test_put_repairs_a_truncated_blob(tmp_path):
+    store = BlobStore(tmp_path)
+    key = store.put("json", b"[1, 2, 3]")
+    store.path(key).write_bytes(b"NBELASTIC-BLOB 1 js")
+    with pytest.raises(BlobCorruptError):
+        store.get(key)
+    store.put("json", b"[1, 2, 3]")
+    assert store.get(key) == ("json", b"[1, 2, 3]")
+
+
+def test_flipped_byte_is_corrupt(tmp_path):
+    store = BlobStore(tmp_path)
+    key = store.put("json", b'"hello"')
+    data = bytearray(store.path(key).read_bytes())
+    data[-2] ^= 0x01
+    store.path(key).write_bytes(bytes(data))
+    with pytest.raises(BlobCorruptError) as info:
+        store.get(key)
+    message = str(info.value)
+    assert key[:12] in message and key not in message
+    assert "\n" not in message and "save again" in message
+
+
+def test_missing_blob(tmp_path):
+    store = BlobStore(tmp_path)
+    key = "0" * 64
+    assert not store.has(key)
+    with pytest.raises(BlobMissingError, match=f"blob {key[:12]} is missing.*copy the whole"):
+        store.get(key)
+
+
+@pytest.mark.parametrize("key", ["", "abc", "A" * 64, "../" + "0" * 61, "0" * 65])
+def test_malformed_key(tmp_path, key):
+    store = BlobStore(tmp_path)
+    assert not store.has(key)
+    with pytest.raises(CheckpointFormatError, match="not a blob key"):
+        store.get(key)
+
+
+def test_blob_from_a_newer_format(tmp_path):
+    store = BlobStore(tmp_path)
+    key = plant(store, b"NBELASTIC-BLOB 2 json\n1")
+    with pytest.raises(CheckpointFormatError, match="format 2.*upgrade nbelastic"):
+        store.get(key)
+
+
+@pytest.mark.parametrize(
+    "data", [b"not a blob", b"NBELASTIC-BLOB 1 json", b"NBELASTIC-BLOB 1 Bad Codec\n1"]
+)
+def test_file_that_is_not_a_blob(tmp_path, data):
+    store = BlobStore(tmp_path)
+    key = plant(store, data)
+    with pytest.raises(CheckpointFormatError, match="not an nbelastic blob"):
+        store.get(key)
+
+
+@pytest.mark.parametrize("codec", ["", "a b", "x\n", "JSON", "é"])
+def test_put_rejects_bad_codec_names(tmp_path, codec):
+    with pytest.raises(ValueError):
+        BlobStore(tmp_path).put(codec, b"")
+
+
+def test_keys_ignore_temp_files_and_strays(tmp_path):
+    store = BlobStore(tmp_path)
+    keys = {store.put("json", str(i).encode()) for i in range(5)}
+    some = next(iter(keys))
+    (store.path(some).parent / ".nbelastic-0123456789abcdef.tmp").write_bytes(b"x")
+    (store.root / "blobs" / "README").write_text("stray")
+    assert store.keys() == keys
+    assert BlobStore(tmp_path / "nothing").keys() == set()
+
+
+def test_write_file_replaces_atomically(tmp_path):
+    store = BlobStore(tmp_path / "sidecar")
+    path = store.write_file("manifest.txt", b"one\n")
+    assert path == store.root / "manifest.txt"
+    store.write_file("manifest.txt", b"two\n")
+    assert path.read_bytes() == b"two\n"
+    assert files_under(store.root) == ["manifest.txt"]
+
+
+def test_failed_rename_leaves_no_temp_file(tmp_path, monkeypatch):
+    store = BlobStore(tmp_path)
+
+    def full(src, dst):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "replace", full)
+    with pytest.raises(StoreWriteError) as info:
+        store.put("json", b"[1]")
+    assert str(info.value) == (
+        f"cannot write to the sidecar store {tmp_path}: No space left on device; free space or"
+        f" fix permissions and save again"
+    )
+    assert files_under(tmp_path) == []
+
+
+def test_store_root_that_is_a_file(tmp_path):
+    (tmp_path / "sidecar").write_text("oops")
+    with pytest.raises(StoreWriteError, match="cannot write to the sidecar store"):
+        BlobStore(tmp_path / "sidecar").put("json", b"1")
+
+
+FILE_SIZE_LIMIT = """
+import resource, signal, sys
+from pathlib import Path
+from nbelastic.errors import StoreWriteError
+from nbelastic.store import BlobStore
+
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # get EFBIG instead of being killed
+store = BlobStore(sys.argv[1])
+small = store.put("json", b"1")
+resource.setrlimit(resource.RLIMIT_FSIZE, (64 * 1024, 64 * 1024))
+try:
+    store.put("dill", b"x" * 1024 * 1024)
+except StoreWriteError as e:
+    print(e)
+else:
+    sys.exit("no StoreWriteError")
+"""
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="needs RLIMIT_FSIZE")
+def test_file_too_large_is_a_store_write_error_and_leaves_nothing(tmp_path):
+    repo = Path(nbelastic.__file__).resolve().parent.parent
+    root = tmp_path / "sidecar"
+    result = subprocess.run(
+        [sys.executable, "-c", FILE_SIZE_LIMIT, str(root)],
+        capture_output=True,
+        text=True,
+        cwd=repo,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(f"cannot write to the sidecar store {root}: File too large;")
+    store = BlobStore(root)
+    assert len(store.keys()) == 1  # only the small blob from before the limit
+    assert [p.name for p in root.rglob(".*")] == []
+
+
+def test_measure_bandwidth(tmp_path, monkeypatch):
+    store = BlobStore(tmp_path / "sidecar")
+    bandwidth = store.measure_bandwidth()
+    assert isinstance(bandwidth, float) and bandwidth > 0
+    assert float(f"{bandwidth:.2g}") == bandwidth
+    assert files_under(store.root) == []
+
+    def no_probe(size):
+        raise AssertionError("measured twice")
+
+    monkeypatch.setattr(os, "urandom", no_probe)
+    (tmp_path / "link").symlink_to(tmp_path / "sidecar")
+    assert BlobStore(tmp_path / "link").measure_bandwidth() == bandwidth
+
+
+def test_measure_bandwidth_failure_is_a_store_write_error(tmp_path):
+    (tmp_path / "sidecar").write_text("oops")
+    with pytest.raises(StoreWriteError):
+        BlobStore(tmp_path / "sidecar").measure_bandwidth()

@@ -1,0 +1,396 @@
+"""Codecs: the right codec for each value, exact round trips, shared references kept."""
+
+import io
+import subprocess
+import sys
+import types
+from pathlib import Path
+
+import numpy as np
+import pytest
+from numpy.lib.stride_tricks import as_strided
+
+import nbelastic
+from nbelastic.errors import CheckpointFormatError, RestoreError, UnserializableError
+from nbelastic.store import CODECS, SAFE_CODECS, decode_group, encode_group
+
+
+def roundtrip(values):
+    codec, payload = encode_group(values)
+    return codec, decode_group(codec, payload, list(values))
+
+
+class MyInt(int):
+    pass
+
+
+class MyDict(dict):
+    pass
+
+
+class Tagged(np.ndarray):
+    pass
+
+
+class Point:
+    def __init__(self, x, y):
+        self.x, self.y = x, y
+
+    def __eq__(self, other):
+        return type(other) is Point and (self.x, self.y) == (other.x, other.y)
+
+
+def square(x):
+    return x * x
+
+
+def test_codec_names():
+    assert CODECS == ("json", "npy", "module", "dill")
+    assert frozenset({"json", "npy"}) == SAFE_CODECS
+
+
+JSON_VALUES = [
+    None,
+    True,
+    False,
+    0,
+    -5,
+    2**100,
+    1.5,
+    -0.0,
+    1e300,
+    1.0,
+    "",
+    "héllo wörld ✓ 😀 \n\t\"'\\",
+    [],
+    [1, [2.5, ["x", None]], True],
+    {},
+    {"b": 1, "a": [True, {"z": 0.1, "y": "s"}]},
+    {"1": 1, "": None},
+]
+
+
+@pytest.mark.parametrize("value", JSON_VALUES, ids=repr)
+def test_json_round_trip_is_exact(value):
+    codec, out = roundtrip({"v": value})
+    assert codec == "json"
+    # repr tells int from float from bool, list from tuple, and shows dict order and -0.0
+    assert type(out["v"]) is type(value)
+    assert repr(out["v"]) == repr(value)
+
+
+def _shared_list():
+    inner = [1]
+    return [inner, inner]
+
+
+def _cyclic_list():
+    cycle = [1]
+    cycle.append(cycle)
+    return cycle
+
+
+NOT_JSON = {
+    "tuple": (1, 2),
+    "tuple in list": [1, (2,)],
+    "nan": float("nan"),
+    "inf in list": [float("inf")],
+    "int keys": {1: "a"},
+    "set": {1, 2},
+    "bytes": b"abc",
+    "int subclass": MyInt(3),
+    "dict subclass": MyDict(a=1),
+    "shared sublist": _shared_list(),
+    "cycle": _cyclic_list(),
+    "lone surrogate": "\ud800",
+    "numpy scalar": np.float64(1.0),
+    "complex": 1j,
+}
+
+
+@pytest.mark.parametrize("name", NOT_JSON)
+def test_values_json_would_change_go_to_dill(name):
+    value = NOT_JSON[name]
+    codec, out = roundtrip({"v": value})
+    assert codec == "dill"
+    assert type(out["v"]) is type(value)
+    assert repr(out["v"]) == repr(value)
+
+
+def test_int_too_long_for_json_goes_to_dill():
+    value = 10**5000  # json.loads refuses ints over 4300 digits by default
+    codec, out = roundtrip({"v": value})
+    assert codec == "dill"
+    assert out["v"] == value
+
+
+def test_shared_sublist_keeps_identity():
+    _, out = roundtrip({"v": _shared_list()})
+    assert out["v"][0] is out["v"][1]
+
+
+def test_cycle_keeps_identity():
+    _, out = roundtrip({"v": _cyclic_list()})
+    assert out["v"][1] is out["v"]
+
+
+ARRAYS = {
+    "int8": np.arange(-3, 3, dtype=np.int8),
+    "uint64": np.array([0, 2**64 - 1], dtype=np.uint64),
+    "float16": np.array([1.5, -2.0], dtype=np.float16),
+    "big-endian float32": np.array([1.0, np.nan, np.inf], dtype=">f4"),
+    "complex128": np.array([1 + 2j, -1j]),
+    "bool": np.array([True, False]),
+    "unicode": np.array(["a", "héllo"]),
+    "bytes": np.array([b"ab", b"c"]),
+    "datetime64": np.array(["2024-01-01T12:00:00.123456789", "NaT"], dtype="datetime64[ns]"),
+    "timedelta64": np.array([1, 2], dtype="timedelta64[s]"),
+    "structured": np.array([(1, (2.0, 3.0)), (4, (5.0, 6.0))], dtype=[("a", "i4"), ("b", "f8", 2)]),
+    "0-d": np.array(3.5),
+    "empty 2-d": np.zeros((0, 3)),
+    "fortran": np.asfortranarray(np.arange(12.0).reshape(3, 4)),
+    "strided view": np.arange(10)[::3],
+}
+
+
+@pytest.mark.parametrize("name", ARRAYS)
+def test_npy_round_trip_is_exact(name):
+    value = ARRAYS[name]
+    codec, payload = encode_group({"v": value})
+    assert codec == "npy"
+    out = decode_group(codec, payload, ["v"])["v"]
+    assert type(out) is np.ndarray
+    assert out.dtype == value.dtype
+    assert out.shape == value.shape
+    if value.flags.contiguous or value.flags.f_contiguous:  # others come back C-ordered
+        assert out.flags.f_contiguous == value.flags.f_contiguous
+        assert out.flags.c_contiguous == value.flags.c_contiguous
+    assert out.tobytes() == value.tobytes()  # bit for bit, NaN and NaT included
+
+
+def test_npy_payload_holds_no_pickle():
+    value = ARRAYS["structured"]
+    codec, payload = encode_group({"v": value})
+    assert codec == "npy"
+    assert payload.startswith(b"\x93NUMPY")
+    out = np.load(io.BytesIO(payload), allow_pickle=False)
+    assert np.array_equal(out, value)
+
+
+NOT_NPY = {
+    "object dtype": np.array([1, "a", None], dtype=object),
+    "structured with object": np.array([(1, "x")], dtype=[("a", "i4"), ("b", "O")]),
+    "ndarray subclass": np.arange(3).view(Tagged),
+    "masked": np.ma.masked_array([1, 2], mask=[False, True]),
+    "dtype metadata": np.zeros(2, dtype=np.dtype("i4", metadata={"unit": "m"})),
+    "string dtype": np.array(["a", "bc"], dtype=np.dtypes.StringDType()),
+}
+
+
+@pytest.mark.parametrize("name", NOT_NPY)
+def test_arrays_npy_cannot_hold_go_to_dill(name):
+    value = NOT_NPY[name]
+    codec, out = roundtrip({"v": value})
+    assert codec == "dill"
+    assert type(out["v"]) is type(value)
+    assert out["v"].dtype == value.dtype
+    assert np.array_equal(np.asarray(out["v"]), np.asarray(value))
+
+
+def test_memmap_is_not_copied_into_npy(tmp_path):
+    # dill pickles a memmap's open mmap and fails: the planner replays the cell that mapped it
+    value = np.memmap(tmp_path / "m.bin", dtype="i4", mode="w+", shape=(3,))
+    with pytest.raises(UnserializableError, match="^v: memmap cannot be serialized"):
+        encode_group({"v": value})
+
+
+def test_module_is_stored_by_name():
+    codec, payload = encode_group({"m": types})
+    assert (codec, payload) == ("module", b"types")
+    assert decode_group(codec, payload, ["m"])["m"] is types
+
+
+def test_module_not_importable_by_its_name_goes_to_dill():
+    fake = types.ModuleType("nbelastic_no_such_module")
+    fake.x = 1
+    codec, _ = encode_group({"m": fake})
+    assert codec == "dill"
+
+
+def test_missing_module_is_a_restore_error():
+    with pytest.raises(RestoreError, match="m: cannot load.*ModuleNotFoundError"):
+        decode_group("module", b"nbelastic_no_such_module", ["m"])
+
+
+def test_aliases_keep_identity():
+    shared = [1, 2]
+    codec, out = roundtrip({"a": shared, "b": shared})
+    assert codec == "dill"
+    assert out["b"] is out["a"]
+    assert out["a"] == [1, 2]
+
+
+def test_alias_inside_a_container_keeps_identity():
+    shared = [1, 2]
+    _, out = roundtrip({"d": {"k": shared}, "l": shared})
+    assert out["d"]["k"] is out["l"]
+
+
+def test_group_payload_does_not_depend_on_name_order():
+    shared = [1]
+    assert encode_group({"a": shared, "b": shared}) == encode_group({"b": shared, "a": shared})
+
+
+def test_decode_returns_the_requested_names_in_order():
+    shared = [1]
+    codec, payload = encode_group({"a": shared, "b": shared})
+    assert list(decode_group(codec, payload, ["b", "a"])) == ["b", "a"]
+
+
+def _views(base):
+    return {
+        "reversed": base[::-1],
+        "column": base[:, 1],
+        "view of view": base[1:][:, ::-2],
+        "reversed both": base[::-1, ::-1],
+        "reinterpreted": base.ravel(order="K").view(np.uint8)[5:17],
+        "transposed": base.T,
+    }
+
+
+@pytest.mark.parametrize("order", ["C", "F"])
+@pytest.mark.parametrize("kind", list(_views(np.zeros((2, 2)))))
+def test_numpy_views_keep_sharing_memory(order, kind):
+    base = np.array(np.arange(24.0).reshape(4, 6), order=order)
+    view = _views(base)[kind]
+    codec, out = roundtrip({"a": base, "v": view})
+    assert codec == "dill"
+    a, v = out["a"], out["v"]
+    assert np.array_equal(a, base)
+    assert np.array_equal(v, view)
+    assert v.dtype == view.dtype and v.strides == view.strides
+    assert np.shares_memory(a, v)  # fails if the view came back as a copy
+    a += 100
+    rederived = _views(a)[kind]
+    assert v.__array_interface__["data"] == rederived.__array_interface__["data"]
+    assert np.array_equal(v, rederived)
+
+
+def test_views_inside_one_variable_share_memory():
+    base = np.arange(10)
+    codec, out = roundtrip({"parts": [base[:5], base[3:]]})
+    assert codec == "dill"
+    first, second = out["parts"]
+    assert np.shares_memory(first, second)
+    first[4] = 99
+    assert second[1] == 99
+
+
+def test_view_alias_keeps_identity_and_read_only_flag():
+    base = np.arange(6)
+    view = base[1:4]
+    view.flags.writeable = False
+    _, out = roundtrip({"a": base, "v": view, "w": view})
+    assert out["w"] is out["v"]
+    assert not out["v"].flags.writeable
+    assert out["a"].flags.writeable
+
+
+def test_object_dtype_view_is_copied_correctly():
+    base = np.array([[1, "a"], [None, 2.5]], dtype=object)
+    _, out = roundtrip({"a": base, "v": base[:, 1]})
+    assert list(out["v"]) == ["a", 2.5]
+
+
+def test_strided_trick_view_is_copied_correctly():
+    base = np.arange(5)
+    windows = as_strided(base, shape=(3, 3), strides=(8, 8))
+    _, out = roundtrip({"a": base, "w": windows})
+    assert np.array_equal(out["w"], windows)
+
+
+def test_pandas_dataframe_round_trips():
+    pd = pytest.importorskip("pandas")
+    frame = pd.DataFrame({"x": [1, 2, 3], "y": ["a", "b", "c"], "z": [0.5, None, 2.0]})
+    codec, out = roundtrip({"df": frame})
+    assert codec == "dill"
+    pd.testing.assert_frame_equal(out["df"], frame)
+
+
+def test_user_class_instance_round_trips():
+    _, out = roundtrip({"p": Point(1, [2])})
+    assert out["p"] == Point(1, [2])
+
+
+def test_functions_round_trip_with_dill():
+    codec, out = roundtrip({"f": lambda x: x + 1, "g": square})
+    assert codec == "dill"
+    assert out["f"](1) == 2
+    assert out["g"](3) == 9
+
+
+def test_main_function_keeps_main_globals_by_reference():
+    main = sys.modules["__main__"].__dict__
+    exec("def nbelastic_probe(x):\n    return x + NBELASTIC_K\n", main)
+    try:
+        codec, payload = encode_group({"f": main.pop("nbelastic_probe")})
+        assert codec == "dill"
+        f = decode_group(codec, payload, ["f"])["f"]
+        assert f.__globals__ is main
+        main["NBELASTIC_K"] = 10
+        assert f(1) == 11
+    finally:
+        main.pop("NBELASTIC_K", None)
+
+
+def test_generator_is_unserializable():
+    with pytest.raises(UnserializableError, match=r"^g: generator cannot be serialized \("):
+        encode_group({"g": (i for i in range(3))})
+
+
+def test_unserializable_member_of_a_group_is_named():
+    shared = [1]
+    values = {"a": shared, "b": shared, "g": (i for i in shared)}
+    with pytest.raises(UnserializableError, match=r"^g \(linked with a, b\): generator"):
+        encode_group(values)
+
+
+def test_too_deep_is_unserializable():
+    deep = []
+    for _ in range(100_000):
+        deep = [deep, ()]
+    with pytest.raises(UnserializableError, match="nested too deeply"):
+        encode_group({"deep": deep})
+
+
+def test_empty_group_is_a_caller_error():
+    with pytest.raises(ValueError):
+        encode_group({})
+
+
+def test_unknown_codec_is_a_format_error():
+    with pytest.raises(CheckpointFormatError, match="unknown codec 'parquet'.*upgrade"):
+        decode_group("parquet", b"", ["x"])
+
+
+def test_single_value_codec_with_many_names_is_a_format_error():
+    with pytest.raises(CheckpointFormatError, match="exactly one variable"):
+        decode_group("json", b"1", ["a", "b"])
+
+
+def test_dill_blob_with_other_names_is_a_format_error():
+    codec, payload = encode_group({"a": (1,)})
+    with pytest.raises(CheckpointFormatError, match="other variables"):
+        decode_group(codec, payload, ["b"])
+
+
+def test_plain_values_never_import_numpy():
+    code = (
+        "import sys\n"
+        "from nbelastic.store import decode_group, encode_group\n"
+        "for v in ({'x': [1, 'a']}, {'t': (1,), 'f': len}):\n"
+        "    decode_group(*encode_group(v), list(v))\n"
+        "assert 'numpy' not in sys.modules, 'numpy was imported'\n"
+    )
+    repo = Path(nbelastic.__file__).resolve().parent.parent
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=repo)
