@@ -426,7 +426,7 @@ def _pick_handler(cls: type) -> Callable[[_Walker, object], None]:
         return _class
     if issubclass(cls, types.ModuleType):
         return _named
-    if issubclass(cls, io.IOBase):
+    if issubclass(cls, io.IOBase) and not issubclass(cls, io.StringIO | io.BytesIO):
         return _opaque("open file cannot be serialized")
     numpy = sys.modules.get("numpy")
     if numpy is not None and issubclass(cls, numpy.ndarray):

@@ -31,7 +31,7 @@ from types import MappingProxyType
 
 import networkx as nx
 
-from nbelastic.history import PREEXISTING_CODE, Execution, History
+from nbelastic.history import PREEXISTING_CODE, UNMONITORED_CODE, Execution, History
 
 STRATEGIES = ("optimal", "store-all", "recompute-all")
 
@@ -255,6 +255,8 @@ def _why_not_rebuildable(
     blocked = sorted(cell for cell in cells if not by_id[cell].replayable)
     if any(by_id[cell].code == PREEXISTING_CODE for cell in blocked):
         return "created before nbelastic was loaded, cannot be replayed"
+    if any(by_id[cell].code == UNMONITORED_CODE for cell in blocked):
+        return "changed outside the monitored cells, cannot be replayed"
     if blocked:
         return f"{_cells(blocked)} cannot be replayed"
     missing = sorted(

@@ -97,7 +97,7 @@ def rebuild(
     for entry in entries:
         for name in entry.names:
             bind_after.setdefault(_bind_point(history, name), []).append((entry, name))
-    decoded: dict[str, Mapping[str, object]] = {}
+    decoded: dict[ManifestEntry, Mapping[str, object]] = {}
     steps = sorted(set(replay) | set(bind_after))
     total = len(replay) + len(entries)
     done = 0
@@ -112,12 +112,12 @@ def rebuild(
             if progress:
                 progress(f"replayed cell {step}", done, total)
         for entry, name in bind_after.get(step, ()):
-            if entry.key not in decoded:
-                decoded[entry.key] = load_group(entry)
+            if entry not in decoded:
+                decoded[entry] = load_group(entry)
                 done += 1
                 if progress:
                     progress(f"loaded {', '.join(entry.names)}", done, total)
-            namespace[name] = decoded[entry.key][name]
+            namespace[name] = decoded[entry][name]
             report.loaded.append(name)
     for name in set(namespace) - names_before - set(variables):
         del namespace[name]

@@ -9,7 +9,7 @@ import hashlib
 import re
 import types
 
-_IPYTHON = re.compile(r"^(_+|_i+|_i\d+|_\d+|_ih|_oh|_dh|In|Out|get_ipython|exit|quit)$")
+_IPYTHON = re.compile(r"^(_+|_i+|_i\d+|_\d+|_ih|_oh|_dh|_exit_code|In|Out|get_ipython|exit|quit)$")
 
 
 def _digest(data: bytes) -> str:

@@ -160,7 +160,8 @@ def _reconcile(monitor: Monitor, namespace: dict, profiles: dict[str, Profile]) 
     unseen = []
     for name, fresh in profiles.items():
         known = monitor.profiles.get(name)
-        if name not in history.active or known is None or fresh.hash is not None and fresh.hash != known.hash:
+        changed = known is not None and fresh.hash is not None and fresh.hash != known.hash
+        if name not in history.active or known is None or changed:
             unseen.append(name)
     if vanished or unseen:
         history.record(UNMONITORED_CODE, 0.0, writes=unseen, deletes=vanished, replayable=False)

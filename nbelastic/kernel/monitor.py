@@ -19,7 +19,9 @@ from nbelastic.history import History
 from nbelastic.kernel.analysis import analyse_cell, transitive_reads
 from nbelastic.objects import Profile, profile
 
-_IPYTHON_NAMES = re.compile(r"^(_+|_i+|_i\d+|_\d+|_ih|_oh|_dh|In|Out|get_ipython|exit|quit)$")
+_IPYTHON_NAMES = re.compile(
+    r"^(_+|_i+|_i\d+|_\d+|_ih|_oh|_dh|_exit_code|In|Out|get_ipython|exit|quit)$"
+)
 
 
 def user_namespace(shell) -> dict[str, object]:
@@ -82,6 +84,7 @@ class Monitor:
         self.rng_states: dict[int, dict] = {}  # execution id -> RNG state before it ran
         self._token_owners: dict[object, set[str]] = {}
         self._pending: _Pending | None = None
+        self._depth = 0  # cell magics such as %%capture run their body as a nested cell
         self.paused = False
         existing = user_namespace(shell)
         if existing:
@@ -107,6 +110,9 @@ class Monitor:
             self._remember(name, profile(value))
 
     def pre_run_cell(self, info) -> None:
+        self._depth += 1
+        if self._depth > 1:
+            return
         self._pending = None
         raw = info.raw_cell or ""
         if self.paused or not raw.strip():
@@ -136,6 +142,9 @@ class Monitor:
         )
 
     def post_run_cell(self, result) -> None:
+        self._depth = max(0, self._depth - 1)
+        if self._depth > 0:
+            return
         pending, self._pending = self._pending, None
         if pending is None or self.paused:
             return
@@ -156,10 +165,11 @@ class Monitor:
         for name in deleted:
             self._forget(name)
         rng_after = rng_state()
+        # A value changed in place is built from its previous version: that is a read too.
         execution = self.history.record(
             pending.code,
             runtime,
-            reads=pending.reads,
+            reads=pending.reads | (written - rebound),
             writes=written,
             deletes=deleted,
             raised=not result.success,
