@@ -89,6 +89,32 @@ class Plan:
         """Loading the stored groups plus replaying the chosen executions."""
         return self.store_seconds + self.replay_seconds
 
+    @property
+    def actions(self) -> dict[str, str]:
+        """Each variable's fate: ``"store"``, ``"replay"`` or ``"lost"``, sorted by name.
+
+        >>> Plan("store-all", 1.0, (Group(("a",), 1),), (), (), (), 1.0, 0.0, {}).actions
+        {'a': 'store'}
+        """
+        fates = {}
+        for action, groups in (
+            ("store", self.stored),
+            ("replay", self.recomputed),
+            ("lost", self.lost),
+        ):
+            for group in groups:
+                for name in group.names:
+                    fates[name] = action
+        return dict(sorted(fates.items()))
+
+    def names(self, action: str) -> list[str]:
+        """Sorted names whose fate is ``action``.
+
+        >>> Plan("store-all", 1.0, (Group(("b", "a"), 1),), (), (), (), 1.0, 0.0, {}).names("store")
+        ['a', 'b']
+        """
+        return [name for name, fate in self.actions.items() if fate == action]
+
 
 @dataclass(frozen=True)
 class _Option:

@@ -204,22 +204,15 @@ class NbelasticMagics(Magics):
 
 
 def _status_table(plan, profiles) -> str:
-    actions = {}
-    for action, groups in (
-        ("store", plan.stored),
-        ("replay", plan.recomputed),
-        ("lost", plan.lost),
-    ):
-        for group in groups:
-            for name in group.names:
-                actions[name] = action
+    actions = plan.actions
     rows = [("variable", "type", "size", "action", "why")]
     for name, p in sorted(profiles.items()):
         rows.append((name, p.type_name, format_bytes(p.size), actions[name], plan.reasons[name]))
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
-    lines = [
-        "  ".join(cell.ljust(w) for cell, w in zip(row[:4], widths)) + "  " + row[4] for row in rows
-    ]
+    lines = []
+    for row in rows:
+        cells = [cell.ljust(width) for cell, width in zip(row[:4], widths, strict=True)]
+        lines.append("  ".join([*cells, row[4]]))
     lines.append(
         f"estimated restore: {plan.restore_seconds:.2f} s "
         f"(load {plan.store_seconds:.2f} s + replay {plan.replay_seconds:.2f} s, "

@@ -50,27 +50,25 @@ class SaveReport:
 
     def summary(self) -> str:
         """One line for people: where, what was stored, what will be replayed, how long."""
-        stored = sorted(n for g in self.plan.stored for n in g.names)
-        replayed = sorted(n for g in self.plan.recomputed for n in g.names)
-        parts = [f"saved {len(self.profiles)} variables to {self.notebook.name}"]
-        parts.append(
-            f"stored {len(stored)} ({format_bytes(self.bytes_stored)}"
-            f", {format_bytes(self.bytes_new)} new)"
-        )
-        parts.append(f"replay {len(replayed)} via {len(self.plan.replay)} cells")
-        lost = sorted(n for g in self.plan.lost for n in g.names)
-        if lost:
-            parts.append("NOT restorable: " + ", ".join(lost))
-        parts.append(f"est. restore {self.plan.restore_seconds:.2f} s; took {self.seconds:.2f} s")
+        plan = self.plan
+        parts = [
+            f"saved {len(self.profiles)} variables to {self.notebook.name}",
+            f"stored {len(plan.names('store'))} ({format_bytes(self.bytes_stored)}, "
+            f"{format_bytes(self.bytes_new)} new)",
+            f"replay {len(plan.names('replay'))} via {len(plan.replay)} cells",
+        ]
+        if plan.lost:
+            parts.append("NOT restorable: " + ", ".join(plan.names("lost")))
+        parts.append(f"est. restore {plan.restore_seconds:.2f} s; took {self.seconds:.2f} s")
         return "; ".join(parts)
 
     def to_json(self) -> dict:
         return {
             "notebook": str(self.notebook),
-            "stored": sorted(n for g in self.plan.stored for n in g.names),
-            "replayed": sorted(n for g in self.plan.recomputed for n in g.names),
+            "stored": self.plan.names("store"),
+            "replayed": self.plan.names("replay"),
             "replay_cells": list(self.plan.replay),
-            "lost": sorted(n for g in self.plan.lost for n in g.names),
+            "lost": self.plan.names("lost"),
             "bytes_stored": self.bytes_stored,
             "bytes_new": self.bytes_new,
             "estimated_restore_seconds": round(self.plan.restore_seconds, 4),
@@ -202,15 +200,7 @@ def _document(notebook, store, manifest_key, plan, history, profiles, rng_keys) 
     graph = history.to_json()
     for execution in graph["executions"]:
         execution["rng"] = rng_keys.get(execution["id"], execution["rng"])
-    actions = {}
-    for action, groups in (
-        ("store", plan.stored),
-        ("replay", plan.recomputed),
-        ("lost", plan.lost),
-    ):
-        for group in groups:
-            for name in group.names:
-                actions[name] = action
+    actions = plan.actions
     return {
         "format": FORMAT_VERSION,
         "producer": f"nbelastic {__version__}",
