@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import queue
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -20,7 +21,8 @@ import nbformat
 from jupyter_client.manager import KernelManager
 
 from nbelastic.errors import NbelasticError
-from nbelastic.notebook import read_checkpoint, read_notebook, write_notebook
+from nbelastic.notebook import read_notebook, write_notebook
+from nbelastic.restore import open_checkpoint
 
 RESULT_MARKER = "NBELASTIC-RESULT "
 STARTUP_TIMEOUT = 60
@@ -51,6 +53,7 @@ class Kernel:
         self.session = session
         self.manager: KernelManager | None = None
         self.client = None
+        self.log = None
 
     def __enter__(self) -> Kernel:
         env = dict(os.environ)
@@ -58,21 +61,32 @@ class Kernel:
             env["JPY_SESSION_NAME"] = self.session
         env.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
         self.manager = KernelManager(kernel_name="python3")
+        # The kernel's own log (transport warnings, crashes) goes to a file, not the user's
+        # terminal; its last line is shown if the kernel fails to start.
+        self.log = tempfile.TemporaryFile(mode="w+")
         try:
-            self.manager.start_kernel(cwd=str(self.cwd), env=env)
+            self.manager.start_kernel(cwd=str(self.cwd), env=env, stderr=self.log)
             self.client = self.manager.client()
             self.client.start_channels()
             self.client.wait_for_ready(timeout=STARTUP_TIMEOUT)
         except Exception as error:
+            detail = self._last_log_line() or str(error)
             self.__exit__(None, None, None)
-            raise NbelasticError(f"could not start a Python kernel: {error}") from error
+            raise NbelasticError(f"could not start a Python kernel: {detail}") from error
         return self
+
+    def _last_log_line(self) -> str:
+        self.log.seek(0)
+        lines = [line.strip() for line in self.log.read().splitlines() if line.strip()]
+        return lines[-1] if lines else ""
 
     def __exit__(self, *exc_info) -> None:
         if self.client is not None:
             self.client.stop_channels()
         if self.manager is not None and self.manager.has_kernel:
             self.manager.shutdown_kernel(now=True)
+        if self.log is not None:
+            self.log.close()
 
     def execute(
         self,
@@ -205,7 +219,7 @@ def run_notebook(
 
 def restore_notebook(notebook: Path, *, echo: Callable[[str], None] = lambda text: None) -> dict:
     """Restore ``notebook``'s checkpoint in a brand-new kernel; the kernel's restore report."""
-    read_checkpoint(notebook)  # a clear error before any kernel starts
+    open_checkpoint(notebook)  # a clear error before any kernel starts
     with notebook_kernel(notebook) as kernel:
         _load_extension(kernel)
         return kernel.call(

@@ -9,15 +9,65 @@ hash is compared with the one recorded at save time.
 
 from __future__ import annotations
 
+import json
+import os
 import time
 from collections.abc import Callable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
+from nbelastic.errors import RestoreError
 from nbelastic.history import Execution, History
+from nbelastic.notebook import read_checkpoint
 from nbelastic.objects import profile
-from nbelastic.store import ManifestEntry
+from nbelastic.store import BlobStore, Manifest, ManifestEntry, read_manifest
 
 ProgressCallback = Callable[[str, int, int], None]
+
+
+@dataclass
+class Checkpoint:
+    """A checkpoint read back and checked: everything a restore needs is known to be there."""
+
+    notebook: Path
+    document: dict
+    history: History
+    store: BlobStore
+    manifest: Manifest
+    rng_states: dict[int, dict]
+
+
+def open_checkpoint(notebook: str | os.PathLike) -> Checkpoint:
+    """Read and check ``notebook``'s checkpoint before anything is restored.
+
+    Every problem (no checkpoint, malformed or newer metadata, missing sidecar, missing blob)
+    raises an NbelasticError with one line saying what to do, and nothing has been changed.
+    """
+    notebook = Path(notebook)
+    document = read_checkpoint(notebook)
+    history = History.from_json(document["history"])
+    store = BlobStore(notebook.parent / document["store"])
+    if not store.root.is_dir():
+        raise RestoreError(
+            f"the sidecar store {store.root} is missing: copy it next to {notebook.name} "
+            "(it holds the stored variables) and restore again"
+        )
+    manifest = read_manifest(store, document["manifest"])
+    missing = sorted(n for e in manifest.entries if not store.has(e.key) for n in e.names)
+    missing += [
+        f"the random state of cell {e.id}"
+        for e in history.executions
+        if e.rng is not None and not store.has(e.rng)
+    ]
+    if missing:
+        raise RestoreError(
+            f"the sidecar store {store.root} lacks the blobs of {', '.join(missing)}: "
+            "copy the whole sidecar directory and restore again"
+        )
+    rng_states = {
+        e.id: json.loads(store.get(e.rng)[1]) for e in history.executions if e.rng is not None
+    }
+    return Checkpoint(notebook, document, history, store, manifest, rng_states)
 
 
 @dataclass

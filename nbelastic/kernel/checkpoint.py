@@ -19,20 +19,19 @@ from pathlib import Path
 from IPython.utils.capture import capture_output
 
 from nbelastic import __version__
-from nbelastic.errors import NbelasticError, RestoreError, UnserializableError
-from nbelastic.history import UNMONITORED_CODE, Execution, History, linked_groups
+from nbelastic.errors import NbelasticError, UnserializableError
+from nbelastic.history import UNMONITORED_CODE, Execution, linked_groups
 from nbelastic.kernel.monitor import Monitor, set_rng_state, user_namespace
-from nbelastic.notebook import FORMAT_VERSION, read_checkpoint, sidecar_dir, write_checkpoint
+from nbelastic.notebook import FORMAT_VERSION, sidecar_dir, write_checkpoint
 from nbelastic.objects import Profile, profile
 from nbelastic.planner import Group, Plan, format_bytes, make_plan
-from nbelastic.restore import ProgressCallback, RestoreReport, rebuild
+from nbelastic.restore import ProgressCallback, RestoreReport, open_checkpoint, rebuild
 from nbelastic.store import (
     BlobStore,
     Manifest,
     ManifestEntry,
     decode_group,
     encode_group,
-    read_manifest,
     write_manifest,
 )
 
@@ -233,42 +232,24 @@ def restore_checkpoint(
     progress: ProgressCallback | None = None,
 ) -> RestoreReport:
     """Bring the state saved in ``notebook`` back into this kernel and verify it."""
-    notebook = Path(notebook)
-    document = read_checkpoint(notebook)
-    history = History.from_json(document["history"])
-    store = BlobStore(notebook.parent / document["store"])
-    if not store.root.is_dir():
-        raise RestoreError(
-            f"the sidecar store {store.root} is missing: copy it next to {notebook.name} "
-            "(it holds the stored variables) and restore again"
-        )
-    manifest = read_manifest(store, document["manifest"])
-    missing = [e for e in manifest.entries if not store.has(e.key)]
-    if missing:
-        names = ", ".join(n for e in missing for n in e.names)
-        raise RestoreError(
-            f"the sidecar store {store.root} lacks the blobs of {names}: "
-            "copy the whole sidecar directory and restore again"
-        )
-    rng_states = {
-        e.id: json.loads(store.get(e.rng)[1]) for e in history.executions if e.rng is not None
-    }
+    checkpoint = open_checkpoint(notebook)
+    store = checkpoint.store
     shell = monitor.shell
     monitor.paused = True
     try:
         report = rebuild(
-            history,
-            manifest.entries,
-            document["plan"]["replay"],
-            document["variables"],
+            checkpoint.history,
+            checkpoint.manifest.entries,
+            checkpoint.document["plan"]["replay"],
+            checkpoint.document["variables"],
             load_group=lambda entry: decode_group(*store.get(entry.key), entry.names),
-            run_execution=_cell_runner(shell, rng_states),
+            run_execution=_cell_runner(shell, checkpoint.rng_states),
             namespace=shell.user_ns,
             progress=progress,
         )
     finally:
         monitor.paused = False
-    monitor.adopt(history, rng_states)
+    monitor.adopt(checkpoint.history, checkpoint.rng_states)
     return report
 
 
