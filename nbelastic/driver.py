@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import queue
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -18,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import nbformat
+from jupyter_client.kernelspec import KernelSpec, KernelSpecManager
 from jupyter_client.manager import KernelManager
 
 from nbelastic.errors import NbelasticError
@@ -26,6 +28,15 @@ from nbelastic.restore import open_checkpoint
 
 RESULT_MARKER = "NBELASTIC-RESULT "
 STARTUP_TIMEOUT = 60
+
+
+class _ThisPython(KernelSpecManager):
+    """Kernels run this very interpreter, so they import this nbelastic whatever kernelspecs
+    the machine has installed."""
+
+    def get_kernel_spec(self, kernel_name: str) -> KernelSpec:
+        argv = [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
+        return KernelSpec(argv=argv, display_name="Python 3", language="python")
 
 
 @dataclass
@@ -60,7 +71,7 @@ class Kernel:
         if self.session:
             env["JPY_SESSION_NAME"] = self.session
         env.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
-        self.manager = KernelManager(kernel_name="python3")
+        self.manager = KernelManager(kernel_name="python3", kernel_spec_manager=_ThisPython())
         # The kernel's own log (transport warnings, crashes) goes to a file, not the user's
         # terminal; its last line is shown if the kernel fails to start.
         self.log = tempfile.TemporaryFile(mode="w+")
@@ -189,6 +200,7 @@ def run_notebook(
     """Execute ``source``'s code cells in a new kernel, write them with outputs to ``target``
     (keeping any previous checkpoint until the new one replaces it), then save the state."""
     notebook = read_notebook(source)
+    target.parent.mkdir(parents=True, exist_ok=True)
     cells = [cell for cell in notebook.cells if cell.cell_type == "code"]
     started = time.perf_counter()
     failed_cell = error = None

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shlex
 import sys
 import time
@@ -156,7 +157,9 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-_UNITS = {"": 1, "K": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "KI": 2**10, "MI": 2**20, "GI": 2**30}
+_BANDWIDTH = re.compile(r"^\s*([0-9.]+(?:E[+-]?[0-9]+)?)\s*([KMGT]I?)?B?(?:/S)?\s*$")
+_UNITS = {None: 1, "K": 1e3, "M": 1e6, "G": 1e9, "T": 1e12}
+_UNITS.update({"KI": 2**10, "MI": 2**20, "GI": 2**30, "TI": 2**40})
 
 
 def parse_bandwidth(text: str) -> float:
@@ -165,13 +168,13 @@ def parse_bandwidth(text: str) -> float:
     >>> parse_bandwidth("100MB/s"), parse_bandwidth("2e8"), parse_bandwidth("1GiB/s")
     (100000000.0, 200000000.0, 1073741824.0)
     """
-    cleaned = text.strip().upper().removesuffix("/S").removesuffix("B")
-    unit = "".join(c for c in cleaned[-2:] if c.isalpha())
-    number = cleaned[: len(cleaned) - len(unit)] if unit else cleaned
+    match = _BANDWIDTH.match(text.upper())
     try:
-        value = float(number) * _UNITS[unit]
-    except (ValueError, KeyError):
-        raise argparse.ArgumentTypeError(f"not a bandwidth: {text!r} (try 100MB/s)") from None
+        value = float(match.group(1)) * _UNITS[match.group(2)] if match else None
+    except ValueError:
+        value = None
+    if value is None:
+        raise argparse.ArgumentTypeError(f"not a bandwidth: {text!r} (try 100MB/s)")
     if value <= 0:
         raise argparse.ArgumentTypeError(f"bandwidth must be positive, got {text!r}")
     return value
