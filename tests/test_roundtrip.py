@@ -120,10 +120,18 @@ def test_in_place_mutation_is_recorded_and_replayed(roundtrip, setup, mutation, 
     assert_fully_monitored(rt)
 
 
-def test_function_reading_a_later_reassigned_global(roundtrip):
-    rt = roundtrip(["x = 1", "def f():\n    return x * 10", "z = f()", "x = 5"], **REPLAY)
+@pytest.mark.parametrize("plan", ["optimal", "store-all", "recompute-all"])
+def test_function_reading_a_later_reassigned_global(roundtrip, plan):
+    rt = roundtrip(["x = 1", "def f():\n    return x * 10", "z = f()", "x = 5"], plan=plan)
     assert_restored(rt)
     assert rt.check("(z, x)") == [10, 5]
+    assert rt.check("f()") == 50, "a restored function must read the new kernel's globals"
+
+
+def test_underscore_names_are_state_but_ipython_names_are_not(roundtrip):
+    rt = roundtrip(["_cache = {'k': 1}", "1 + 1", "_", "__private = [2]"], **REPLAY)
+    assert_restored(rt)
+    assert set(rt.after) == {"_cache", "__private"}
 
 
 def test_unserializable_objects_are_rebuilt_by_replay(roundtrip):
