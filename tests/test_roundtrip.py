@@ -237,3 +237,22 @@ def test_same_state_saved_twice_gives_identical_metadata(roundtrip, tmp_path):
     assert again["bytes_new"] == 0
     assert first == second
     assert blobs == {p for p in (tmp_path / "roundtrip.nbelastic").rglob("*") if p.is_file()}
+
+
+def test_work_continues_after_a_restore_and_saves_again(roundtrip, tmp_path):
+    from nbelastic.driver import Kernel
+
+    from conftest import describe_namespace
+
+    rt = roundtrip(["x = 1", "def f():\n    return x * 10", "z = f()", "x = 5"], **REPLAY)
+    kernel = rt.restored_kernel
+    for code in ("w = f() + z", "x += 1", "items = [w, x]"):
+        assert kernel.execute(code).error is None
+    expected = describe_namespace(kernel)
+    kernel.call("save", {"notebook": str(rt.notebook), **REPLAY})
+    with Kernel(cwd=tmp_path) as third:
+        report = third.call("restore", {"notebook": str(rt.notebook)})
+        assert report["ok"], report
+        assert describe_namespace(third) == expected
+    codes = [e["code"] for e in history_of(rt.notebook)]
+    assert codes[-3:] == ["w = f() + z", "x += 1", "items = [w, x]"]
