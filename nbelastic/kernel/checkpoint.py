@@ -20,7 +20,7 @@ from IPython.utils.capture import capture_output
 
 from nbelastic import __version__
 from nbelastic.errors import NbelasticError, UnserializableError
-from nbelastic.history import UNMONITORED_CODE, Execution, linked_groups
+from nbelastic.history import UNMONITORED_CODE, Execution, History, linked_groups
 from nbelastic.kernel.monitor import Monitor, set_rng_state, user_namespace
 from nbelastic.notebook import FORMAT_VERSION, sidecar_dir, write_checkpoint
 from nbelastic.objects import Profile, profile
@@ -94,14 +94,10 @@ def save_checkpoint(
     namespace, profiles, groups = _survey(monitor)
     if bandwidth is None:
         bandwidth = store.measure_bandwidth()
-    plan, encoded = _plan_and_encode(
-        monitor.history, groups, namespace, bandwidth, strategy, progress
-    )
     keys_before = store.keys()
-    entries = []
-    for group in plan.stored:
-        codec, payload = encoded[group.names]
-        entries.append(ManifestEntry(group.names, codec, len(payload), store.put(codec, payload)))
+    plan, entries = _plan_and_store(
+        store, monitor.history, groups, namespace, bandwidth, strategy, progress
+    )
     manifest = Manifest(tuple(sorted(entries)))
     manifest_key = write_manifest(store, manifest)
     rng_keys = {
@@ -163,7 +159,7 @@ def _reconcile(monitor: Monitor, namespace: dict, profiles: dict[str, Profile]) 
     if vanished or unseen:
         history.record(UNMONITORED_CODE, 0.0, writes=unseen, deletes=vanished, replayable=False)
         for name in unseen:
-            monitor.profiles[name] = profiles[name]
+            monitor.remember(name, profiles[name])
 
 
 def _group(names: tuple[str, ...], profiles: dict[str, Profile]) -> Group:
@@ -173,24 +169,38 @@ def _group(names: tuple[str, ...], profiles: dict[str, Profile]) -> Group:
     return Group(names, sum(profiles[n].size for n in names))
 
 
-def _plan_and_encode(history, groups, namespace, bandwidth, strategy, progress):
-    """Plan, then encode the groups to store; a group that fails to encode is re-planned."""
-    encoded: dict[tuple[str, ...], tuple[str, bytes]] = {}
+def _plan_and_store(
+    store: BlobStore,
+    history: History,
+    groups: list[Group],
+    namespace: dict,
+    bandwidth: float,
+    strategy: str,
+    progress: ProgressCallback | None,
+) -> tuple[Plan, list[ManifestEntry]]:
+    """Plan, then encode and write each group to store, one at a time to bound memory.
+
+    A group that turns out not to encode is marked unstorable and the plan is made again; blobs
+    already written stay valid (content-addressed) and are reused by the new plan.
+    """
+    written: dict[tuple[str, ...], ManifestEntry] = {}
     while True:
         plan = make_plan(history, groups, bandwidth, strategy)
         failed = None
         for index, group in enumerate(plan.stored):
-            if group.names in encoded:
+            if group.names in written:
                 continue
             try:
-                encoded[group.names] = encode_group({n: namespace[n] for n in group.names})
+                codec, payload = encode_group({n: namespace[n] for n in group.names})
             except UnserializableError as error:
                 failed = (group, str(error))
                 break
+            key = store.put(codec, payload)
+            written[group.names] = ManifestEntry(group.names, codec, len(payload), key)
             if progress:
-                progress(f"encoded {', '.join(group.names)}", index + 1, len(plan.stored))
+                progress(f"stored {', '.join(group.names)}", index + 1, len(plan.stored))
         if failed is None:
-            return plan, encoded
+            return plan, [written[g.names] for g in plan.stored]
         bad, reason = failed
         groups = [Group(g.names, None, why_unstorable=reason) if g == bad else g for g in groups]
 

@@ -90,7 +90,7 @@ class Monitor:
         if existing:
             self.history.record_existing(existing)
             for name, value in existing.items():
-                self._remember(name, profile(value))
+                self.remember(name, profile(value))
 
     def register(self) -> None:
         self.shell.events.register("pre_run_cell", self.pre_run_cell)
@@ -107,7 +107,7 @@ class Monitor:
         self.profiles.clear()
         self._token_owners.clear()
         for name, value in user_namespace(self.shell).items():
-            self._remember(name, profile(value))
+            self.remember(name, profile(value))
 
     def pre_run_cell(self, info) -> None:
         self._depth += 1
@@ -131,7 +131,7 @@ class Monitor:
         candidates = self._with_linked(touched) & namespace.keys()
         for name in candidates:
             if name not in self.profiles:
-                self._remember(name, profile(namespace[name]))
+                self.remember(name, profile(namespace[name]))
         self._pending = _Pending(
             code=raw,
             reads=reads,
@@ -155,13 +155,13 @@ class Monitor:
         rebound = {n for n, v in namespace.items() if before.get(n) != id(v)}
         written = set(rebound)
         for name in rebound:
-            self._remember(name, profile(namespace[name]))
+            self.remember(name, profile(namespace[name]))
         for name in pending.candidates - deleted - rebound:
             old = self.profiles.get(name)
             new = profile(namespace[name])
             if old is None or new.hash is None or new.hash != old.hash:
                 written.add(name)
-            self._remember(name, new)
+            self.remember(name, new)
         for name in deleted:
             self._forget(name)
         rng_after = rng_state()
@@ -188,7 +188,8 @@ class Monitor:
                 result |= self._token_owners.get(token, set())
         return result
 
-    def _remember(self, name: str, new: Profile) -> None:
+    def remember(self, name: str, new: Profile) -> None:
+        """Take ``new`` as the current profile of ``name`` (and index its identity tokens)."""
         self._forget(name)
         self.profiles[name] = new
         for token in new.tokens:
