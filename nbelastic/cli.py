@@ -141,11 +141,41 @@ def verify(notebook, quiet, as_json) -> None:
         sys.exit(EXIT_FAILED)
 
 
-def _verify_summary(notebook: Path, report: dict, total_seconds: float) -> str:
+@main.command()
+@_notebook_argument
+@click.option("--at", "at", metavar="ID", help="An earlier checkpoint (see `nbelastic log`).")
+@click.option("-q", "--quiet", is_flag=True, help="Only the exit code and errors.")
+@click.option("--json", "as_json", is_flag=True, help="Print the restore report as JSON.")
+def restore(notebook, at, quiet, as_json) -> None:
+    """Restore NOTEBOOK's state, or the checkpoint ID, in a new kernel and check it.
+
+    The kernel ends with the command: this tells whether the state comes back whole. To
+    continue working from a checkpoint, run `%nbelastic restore --at ID` in the notebook.
+    """
+    from nbelastic.driver import restore_notebook
+
+    echo = (lambda text: None) if quiet or as_json else (lambda text: click.echo(text, err=True))
+    started = time.perf_counter()
+    try:
+        report = restore_notebook(notebook, at=at, echo=echo)
+    except NbelasticError as error:
+        _fail(error)
+    if as_json:
+        click.echo(json.dumps(report, indent=1))
+    elif not quiet:
+        click.echo(_verify_summary(notebook, report, time.perf_counter() - started, at=at))
+    if not report["ok"]:
+        sys.exit(EXIT_FAILED)
+
+
+def _verify_summary(
+    notebook: Path, report: dict, total_seconds: float, at: str | None = None
+) -> str:
     total = len(report["verified"]) + len(report["unverifiable"]) + len(report["mismatched"])
     verdict = "OK" if report["ok"] else "MISMATCH"
     line = (
-        f"{verdict}: {notebook.name}: {len(report['verified'])}/{total} variables verified "
+        f"{verdict}: {notebook.name}{'' if at is None else f' at {at}'}: "
+        f"{len(report['verified'])}/{total} variables verified "
         f"(loaded {len(report['loaded'])}, replayed {len(report['replayed'])} cells) "
         f"restore {report['seconds']:.2f} s, with kernel start {total_seconds:.2f} s"
     )
@@ -172,3 +202,44 @@ def strip(notebooks) -> None:
         except NbelasticError as error:
             _fail(error)
         click.echo(f"{notebook}: {'checkpoint removed' if removed else 'no checkpoint'}")
+
+
+@main.command()
+@_notebook_argument
+@click.option("--json", "as_json", is_flag=True, help="Print the checkpoints as JSON.")
+def log(notebook, as_json) -> None:
+    """List NOTEBOOK's checkpoints: when, how many variables, bytes, what changed.
+
+    \b
+    * marks the checkpoint the notebook holds; changes are against the checkpoint before:
+    +added ~changed -removed. Restore one with `nbelastic restore NOTEBOOK --at ID`.
+    """
+    from nbelastic.timeline import checkpoint_log, format_log
+
+    try:
+        entries = checkpoint_log(notebook)
+    except NbelasticError as error:
+        _fail(error)
+    if as_json:
+        click.echo(json.dumps([entry.to_json() for entry in entries], indent=1))
+    else:
+        click.echo(format_log(entries))
+
+
+@main.command()
+@_notebook_argument
+@click.argument("before", metavar="A")
+@click.argument("after", metavar="B")
+@click.option("--json", "as_json", is_flag=True, help="Print the changes as JSON.")
+def diff(notebook, before, after, as_json) -> None:
+    """Show the variables added, changed and removed from checkpoint A to checkpoint B.
+
+    A and B are ids, numbers or digest prefixes from `nbelastic log`, or `latest`.
+    """
+    from nbelastic.timeline import checkpoint_diff, format_diff
+
+    try:
+        compared = checkpoint_diff(notebook, before, after)
+    except NbelasticError as error:
+        _fail(error)
+    click.echo(json.dumps(compared.to_json(), indent=1) if as_json else format_diff(compared))

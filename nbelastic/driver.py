@@ -22,8 +22,9 @@ import nbformat
 from jupyter_client.kernelspec import KernelSpec, KernelSpecManager
 from jupyter_client.manager import KernelManager
 
+from nbelastic.checkpoints import find_checkpoint
 from nbelastic.errors import NbelasticError
-from nbelastic.notebook import read_notebook, write_notebook
+from nbelastic.notebook import read_notebook, sidecar_dir, write_notebook
 from nbelastic.restore import open_checkpoint
 
 RESULT_MARKER = "NBELASTIC-RESULT "
@@ -229,16 +230,18 @@ def run_notebook(
     return RunOutcome(report, seconds, failed_cell, error)
 
 
-def restore_notebook(notebook: Path, *, echo: Callable[[str], None] = lambda text: None) -> dict:
-    """Restore ``notebook``'s checkpoint in a brand-new kernel; the kernel's restore report."""
-    open_checkpoint(notebook)  # a clear error before any kernel starts
+def restore_notebook(
+    notebook: Path, *, at: str | None = None, echo: Callable[[str], None] = lambda text: None
+) -> dict:
+    """Restore ``notebook``'s checkpoint (or the earlier one ``at`` names) in a brand-new
+    kernel; the kernel's restore report."""
+    # a clear error before any kernel starts
+    document = None if at is None else find_checkpoint(sidecar_dir(notebook), at).document
+    open_checkpoint(notebook, document)
+    arguments = {"notebook": str(notebook.resolve())} | ({} if at is None else {"at": at})
     with notebook_kernel(notebook) as kernel:
         _load_extension(kernel)
-        return kernel.call(
-            "restore",
-            {"notebook": str(notebook.resolve())},
-            on_stderr=lambda text: echo(text.rstrip()),
-        )
+        return kernel.call("restore", arguments, on_stderr=lambda text: echo(text.rstrip()))
 
 
 def _load_extension(kernel: Kernel) -> None:

@@ -37,14 +37,17 @@ class Checkpoint:
     rng_states: dict[int, dict]
 
 
-def open_checkpoint(notebook: str | os.PathLike) -> Checkpoint:
+def open_checkpoint(notebook: str | os.PathLike, document: dict | None = None) -> Checkpoint:
     """Read and check ``notebook``'s checkpoint before anything is restored.
 
-    Every problem (no checkpoint, malformed or newer metadata, missing sidecar, missing blob)
-    raises an NbelasticError with one line saying what to do, and nothing has been changed.
+    ``document`` is an already validated checkpoint to use instead of the notebook's own (an
+    earlier one from the sidecar's history). Every problem (no checkpoint, malformed or newer
+    metadata, missing sidecar, missing blob) raises an NbelasticError with one line saying
+    what to do, and nothing has been changed.
     """
     notebook = Path(notebook)
-    document = read_checkpoint(notebook)
+    if document is None:
+        document = read_checkpoint(notebook)
     history = History.from_json(document["history"])
     store = BlobStore(notebook.parent / document["store"])
     if not store.root.is_dir():

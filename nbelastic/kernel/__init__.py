@@ -88,11 +88,16 @@ def save(
     )
 
 
-def restore(notebook: str | os.PathLike | None = None, *, quiet: bool = False) -> RestoreReport:
-    """Restore the state saved in ``notebook`` into this kernel and verify every variable."""
+def restore(
+    notebook: str | os.PathLike | None = None, *, quiet: bool = False, at: str | None = None
+) -> RestoreReport:
+    """Restore the state saved in ``notebook`` into this kernel and verify every variable.
+
+    ``at`` restores an earlier checkpoint of the notebook's history (``nbelastic log NB``).
+    """
     monitor = current_monitor(start=True)
     path = Path(notebook) if notebook else default_notebook(monitor.shell)
-    return restore_checkpoint(monitor, path, progress=_progress(quiet, "restore"))
+    return restore_checkpoint(monitor, path, progress=_progress(quiet, "restore"), at=at)
 
 
 def remote(operation: str, arguments: dict) -> None:
@@ -151,6 +156,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     restore_cmd = commands.add_parser("restore", help="restore the notebook's saved state")
     restore_cmd.add_argument("notebook", nargs="?")
+    restore_cmd.add_argument("--at", help="an earlier checkpoint: id, number or `latest`")
     status_cmd = commands.add_parser("status", help="what a save would store or replay")
     status_cmd.add_argument("--plan", choices=STRATEGIES, default="optimal")
     status_cmd.add_argument("--bandwidth", type=parse_bandwidth, default=None)
@@ -195,7 +201,7 @@ class NbelasticMagics(Magics):
             if args.command == "save":
                 print(save(args.notebook, plan=args.plan, bandwidth=args.bandwidth).summary())
             elif args.command == "restore":
-                report = restore(args.notebook)
+                report = restore(args.notebook, at=args.at)
                 print(report.summary(), file=sys.stdout if report.ok else sys.stderr)
             else:
                 planned = plan_now(current_monitor(), strategy=args.plan, bandwidth=args.bandwidth)

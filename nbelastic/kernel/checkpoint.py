@@ -19,6 +19,7 @@ from pathlib import Path
 from IPython.utils.capture import capture_output
 
 from nbelastic import __version__
+from nbelastic.checkpoints import find_checkpoint, record_checkpoint
 from nbelastic.errors import NbelasticError, UnserializableError
 from nbelastic.history import UNMONITORED_CODE, Execution, History, linked_groups
 from nbelastic.kernel.monitor import Monitor, set_rng_state, user_namespace
@@ -46,12 +47,14 @@ class SaveReport:
     bytes_stored: int
     bytes_new: int
     seconds: float
+    checkpoint: str  # its id in the sidecar's history (see nbelastic.checkpoints)
 
     def summary(self) -> str:
         """One line for people: where, what was stored, what will be replayed, how long."""
         plan = self.plan
         parts = [
-            f"saved {len(self.profiles)} variables to {self.notebook.name}",
+            f"saved {len(self.profiles)} variables to {self.notebook.name} "
+            f"(checkpoint {self.checkpoint})",
             f"stored {len(plan.names('store'))} ({format_bytes(self.bytes_stored)}, "
             f"{format_bytes(self.bytes_new)} new)",
             f"replay {len(plan.names('replay'))} via {len(plan.replay)} cells",
@@ -72,6 +75,7 @@ class SaveReport:
             "bytes_new": self.bytes_new,
             "estimated_restore_seconds": round(self.plan.restore_seconds, 4),
             "seconds": round(self.seconds, 4),
+            "checkpoint": self.checkpoint,
         }
 
 
@@ -108,6 +112,7 @@ def save_checkpoint(
     write_checkpoint(
         notebook, document, new_cells=[e.code for e in monitor.history.executions if e.replayable]
     )
+    checkpoint_id = record_checkpoint(sidecar_dir(notebook), document)
     new_keys = store.keys() - keys_before
     return SaveReport(
         notebook=notebook,
@@ -116,6 +121,7 @@ def save_checkpoint(
         bytes_stored=sum(e.size for e in entries),
         bytes_new=sum(e.size for e in entries if e.key in new_keys),
         seconds=time.perf_counter() - started,
+        checkpoint=checkpoint_id,
     )
 
 
@@ -240,9 +246,15 @@ def restore_checkpoint(
     notebook: str | os.PathLike,
     *,
     progress: ProgressCallback | None = None,
+    at: str | None = None,
 ) -> RestoreReport:
-    """Bring the state saved in ``notebook`` back into this kernel and verify it."""
-    checkpoint = open_checkpoint(notebook)
+    """Bring the state saved in ``notebook`` back into this kernel and verify it.
+
+    ``at`` names an earlier checkpoint of the sidecar's history (see nbelastic.checkpoints)
+    to restore instead of the one the notebook holds.
+    """
+    document = None if at is None else find_checkpoint(sidecar_dir(notebook), at).document
+    checkpoint = open_checkpoint(notebook, document)
     store = checkpoint.store
     shell = monitor.shell
     monitor.paused = True

@@ -1,0 +1,208 @@
+"""The sidecar's checkpoint history: every save kept, so the state can travel back in time.
+
+Each save that changes the notebook's checkpoint also writes its metadata document, with the
+time it was made, to ``NB.nbelastic/checkpoints/<n>-<digest>.json``: ``n`` counts saves from 1
+and ``digest`` is the first 12 hex digits of the sha256 of the document. The files are written
+once and never changed, so git sees one new small file per save; blobs are shared by all
+checkpoints through the content-addressed store, so an old checkpoint costs only the bytes of
+the variables that changed after it.
+
+Saving the same state twice records one checkpoint: a save whose document equals the newest
+recorded one writes nothing, which keeps "saving unchanged state touches no file" true.
+
+A checkpoint is named on the command line by its id (``3-0a1b2c3d4e5f``), its number (``3``),
+a prefix of its digest (``0a1b2c``, at least 4 digits) or ``latest``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import secrets
+from contextlib import suppress
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from nbelastic.errors import CheckpointFormatError, NbelasticError, StoreWriteError
+from nbelastic.notebook import validate_checkpoint
+
+CHECKPOINTS_DIR = "checkpoints"
+RECORD_FORMAT = 1
+_NAME = re.compile(r"([1-9][0-9]*)-([0-9a-f]{12})\.json")
+_DIGEST_PREFIX = re.compile(r"[0-9a-f]{4,64}")
+
+
+class UnknownCheckpointError(NbelasticError):
+    """A checkpoint reference names no recorded checkpoint, or more than one."""
+
+
+@dataclass(frozen=True)
+class CheckpointRecord:
+    """One recorded save: its id, when it was made, and the metadata document it wrote."""
+
+    id: str
+    number: int
+    digest: str
+    saved_at: str  # UTC, ISO 8601, e.g. 2024-05-01T12:00:00Z
+    document: dict
+    path: Path
+
+
+def document_digest(document: dict) -> str:
+    """sha256 of the document's canonical JSON: equal documents, equal digests.
+
+    >>> document_digest({"b": 1, "a": [2]}) == document_digest({"a": [2], "b": 1})
+    True
+    """
+    text = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def history_dir(sidecar: str | os.PathLike) -> Path:
+    """Where the checkpoint records of a sidecar store live."""
+    return Path(sidecar) / CHECKPOINTS_DIR
+
+
+def record_checkpoint(
+    sidecar: str | os.PathLike, document: dict, *, now: datetime | None = None
+) -> str:
+    """Keep ``document`` in the sidecar's history; its checkpoint id.
+
+    Writes nothing when the newest record holds the same document. The record is written to a
+    temp file, fsynced and linked into place, so a crash leaves no half record. Two saves
+    racing may take the same number; their ids still differ by digest and both are listed.
+    """
+    digest = document_digest(document)
+    named = _record_files(sidecar)
+    if named and _recorded_digest(named[-1][2]) == digest:
+        return named[-1][2].stem
+    moment = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
+    payload = {
+        "format": RECORD_FORMAT,
+        "saved_at": moment.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "digest": digest,
+        "document": document,
+    }
+    data = (json.dumps(payload, indent=1, sort_keys=True, ensure_ascii=False) + "\n").encode()
+    directory = history_dir(sidecar)
+    number = named[-1][0] + 1 if named else 1
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        temporary = directory / f".nbelastic-{secrets.token_hex(8)}.tmp"
+        _write_synced(temporary, data)
+        target = directory / f"{number}-{digest[:12]}.json"
+        try:
+            os.link(temporary, target)  # never replaces: a record is written once
+        except FileExistsError:
+            pass  # a concurrent save recorded this very document under this number
+        finally:
+            with suppress(OSError):
+                temporary.unlink()
+    except OSError as error:
+        raise StoreWriteError(
+            f"could not record the checkpoint in {directory} ({error.strerror or error}): "
+            "the notebook holds it; free disk space or fix the permissions and save again"
+        ) from None
+    return target.stem
+
+
+def list_checkpoints(sidecar: str | os.PathLike) -> list[CheckpointRecord]:
+    """Every recorded checkpoint, oldest first; a damaged record is an error naming its file."""
+    records = [_read_record(path, number, short) for number, short, path in _record_files(sidecar)]
+    return sorted(records, key=lambda record: (record.number, record.saved_at, record.id))
+
+
+def find_checkpoint(sidecar: str | os.PathLike, reference: str) -> CheckpointRecord:
+    """The checkpoint that ``reference`` names (id, number, digest prefix or ``latest``)."""
+    records = list_checkpoints(sidecar)
+    reference = reference.strip()
+    if reference == "latest":
+        found = records[-1:]
+    elif reference.isdigit():
+        found = [r for r in records if r.number == int(reference)]
+    elif _DIGEST_PREFIX.fullmatch(reference):
+        found = [r for r in records if r.digest.startswith(reference)]
+    else:
+        found = [r for r in records if r.id == reference]
+    if len(found) == 1:
+        return found[0]
+    where = Path(sidecar)
+    if not found:
+        known = f"it has {records[0].id} to {records[-1].id}" if records else "it has none yet"
+        raise UnknownCheckpointError(
+            f"no checkpoint {reference!r} in {where} ({known}): "
+            "list them with `nbelastic log NOTEBOOK`"
+        )
+    raise UnknownCheckpointError(
+        f"{reference!r} names {len(found)} checkpoints in {where} "
+        f"({', '.join(r.id for r in found)}): give the full id"
+    )
+
+
+def current_record(sidecar: str | os.PathLike, document: dict | None) -> CheckpointRecord | None:
+    """The newest record holding ``document`` (a notebook's checkpoint), if it was recorded."""
+    if document is None:
+        return None
+    digest = document_digest(document)
+    matching = [r for r in list_checkpoints(sidecar) if r.digest == digest]
+    return matching[-1] if matching else None
+
+
+def _record_files(sidecar: str | os.PathLike) -> list[tuple[int, str, Path]]:
+    """(number, short digest, path) of each record file, by number; contents not read."""
+    directory = history_dir(sidecar)
+    if not directory.is_dir():
+        return []
+    found = []
+    for path in directory.iterdir():
+        match = _NAME.fullmatch(path.name)
+        if match is not None:
+            found.append((int(match.group(1)), match.group(2), path))
+    return sorted(found)
+
+
+def _recorded_digest(path: Path) -> str | None:
+    """The digest a record claims, or None if it cannot be read: a damaged old record must
+    not stop a new save from being recorded."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8")).get("digest")
+    except (OSError, UnicodeDecodeError, ValueError, AttributeError):
+        return None
+
+
+def _write_synced(path: Path, data: bytes) -> None:
+    with open(path, "xb") as stream:
+        stream.write(data)
+        stream.flush()
+        os.fsync(stream.fileno())
+
+
+def _read_record(path: Path, number: int, short_digest: str) -> CheckpointRecord:
+    def damaged(problem: str) -> CheckpointFormatError:
+        return CheckpointFormatError(
+            f"the checkpoint record {path} is damaged ({problem}): restore it from git, "
+            "or delete it to forget that checkpoint"
+        )
+
+    try:
+        payload = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as error:
+        raise damaged(getattr(error, "strerror", None) or type(error).__name__) from None
+    if not isinstance(payload, dict) or not {"saved_at", "digest", "document"} <= set(payload):
+        raise damaged("not a checkpoint record")
+    if type(payload.get("format")) is not int or payload["format"] > RECORD_FORMAT:
+        raise damaged(f"record format {payload.get('format')!r}; upgrade nbelastic")
+    document = payload["document"]
+    try:
+        validate_checkpoint(document)
+    except CheckpointFormatError as error:
+        raise damaged(str(error)) from None
+    digest = document_digest(document)
+    if digest != payload["digest"] or not digest.startswith(short_digest):
+        raise damaged("its document does not match its digest")
+    return CheckpointRecord(
+        f"{number}-{short_digest}", number, digest, str(payload["saved_at"]), document, path
+    )
