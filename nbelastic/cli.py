@@ -15,6 +15,7 @@ import click
 
 from nbelastic import __version__
 from nbelastic.errors import NbelasticError
+from nbelastic.progress import Progress
 
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
@@ -27,6 +28,14 @@ def _fail(error: NbelasticError) -> None:
 
 def _notebook_argument(function):
     return click.argument("notebook", type=click.Path(dir_okay=False, path_type=Path))(function)
+
+
+def _trust_option(function):
+    return click.option(
+        "--trust",
+        is_flag=True,
+        help="Load the checkpoint even if you did not sign it: unpickles and replays its code.",
+    )(function)
 
 
 def _bandwidth(ctx, param, value):
@@ -80,11 +89,16 @@ def run(notebook, output, plan, bandwidth, allow_errors, quiet, as_json) -> None
     from nbelastic.driver import run_notebook
 
     target = output or notebook
-    echo = (lambda text: None) if quiet or as_json else (lambda text: click.echo(text, err=True))
     try:
-        outcome = run_notebook(
-            notebook, target, plan=plan, bandwidth=bandwidth, allow_errors=allow_errors, echo=echo
-        )
+        with Progress(enabled=not (quiet or as_json)) as echo:
+            outcome = run_notebook(
+                notebook,
+                target,
+                plan=plan,
+                bandwidth=bandwidth,
+                allow_errors=allow_errors,
+                echo=echo,
+            )
     except NbelasticError as error:
         _fail(error)
     report = outcome.report
@@ -123,14 +137,15 @@ def _save_summary(notebook: Path, report: dict, run_seconds: float) -> str:
 @_notebook_argument
 @click.option("-q", "--quiet", is_flag=True, help="Only the exit code and errors.")
 @click.option("--json", "as_json", is_flag=True, help="Print the restore report as JSON.")
-def verify(notebook, quiet, as_json) -> None:
+@_trust_option
+def verify(notebook, quiet, as_json, trust) -> None:
     """Restore NOTEBOOK's state in a new kernel and check every variable."""
     from nbelastic.driver import restore_notebook
 
-    echo = (lambda text: None) if quiet or as_json else (lambda text: click.echo(text, err=True))
     started = time.perf_counter()
     try:
-        report = restore_notebook(notebook, echo=echo)
+        with Progress(enabled=not (quiet or as_json)) as echo:
+            report = restore_notebook(notebook, echo=echo, trust=trust)
     except NbelasticError as error:
         _fail(error)
     if as_json:
@@ -146,7 +161,8 @@ def verify(notebook, quiet, as_json) -> None:
 @click.option("--at", "at", metavar="ID", help="An earlier checkpoint (see `nbelastic log`).")
 @click.option("-q", "--quiet", is_flag=True, help="Only the exit code and errors.")
 @click.option("--json", "as_json", is_flag=True, help="Print the restore report as JSON.")
-def restore(notebook, at, quiet, as_json) -> None:
+@_trust_option
+def restore(notebook, at, quiet, as_json, trust) -> None:
     """Restore NOTEBOOK's state, or the checkpoint ID, in a new kernel and check it.
 
     The kernel ends with the command: this tells whether the state comes back whole. To
@@ -154,10 +170,10 @@ def restore(notebook, at, quiet, as_json) -> None:
     """
     from nbelastic.driver import restore_notebook
 
-    echo = (lambda text: None) if quiet or as_json else (lambda text: click.echo(text, err=True))
     started = time.perf_counter()
     try:
-        report = restore_notebook(notebook, at=at, echo=echo)
+        with Progress(enabled=not (quiet or as_json)) as echo:
+            report = restore_notebook(notebook, at=at, echo=echo, trust=trust)
     except NbelasticError as error:
         _fail(error)
     if as_json:
@@ -173,6 +189,8 @@ def _verify_summary(
 ) -> str:
     total = len(report["verified"]) + len(report["unverifiable"]) + len(report["mismatched"])
     verdict = "OK" if report["ok"] else "MISMATCH"
+    if not report["ok"] and not report["mismatched"] and not report["failed_cells"]:
+        verdict = "INCOMPLETE"
     line = (
         f"{verdict}: {notebook.name}{'' if at is None else f' at {at}'}: "
         f"{len(report['verified'])}/{total} variables verified "
@@ -185,23 +203,128 @@ def _verify_summary(
         details.append(f"  not comparable: {', '.join(report['unverifiable'])}")
     if report["lost"]:
         details.append(f"  not restorable (said at save): {', '.join(report['lost'])}")
+    details += [f"  {name}: {why}" for name, why in report["rebuilt"].items()]
+    details += [f"  {name} NOT loaded: {why}" for name, why in report["not_loaded"].items()]
+    details += [f"nbelastic: {warning}" for warning in report["warnings"]]
     return "\n".join([line, *details])
 
 
 @main.command()
-@click.argument(
-    "notebooks", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path)
+@click.argument("notebooks", nargs=-1, type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--sidecar",
+    is_flag=True,
+    help="Also drop the checkpoint from the sidecar's history and delete the blobs no other "
+    "checkpoint uses (the whole sidecar when none is left).",
 )
-def strip(notebooks) -> None:
-    """Remove the saved state from NOTEBOOKS (the sidecar store is left alone)."""
-    from nbelastic.notebook import strip_checkpoint
+@click.option(
+    "--stdin",
+    "from_stdin",
+    is_flag=True,
+    help="Read one notebook on stdin and write it stripped to stdout (a git clean filter); "
+    "a NOTEBOOKS name only tells its format (default .ipynb).",
+)
+@click.option("-q", "--quiet", is_flag=True, help="Only errors.")
+@click.option("--json", "as_json", is_flag=True, help="Print what was removed as JSON.")
+def strip(notebooks, sidecar, from_stdin, quiet, as_json) -> None:
+    """Remove the saved state from NOTEBOOKS.
 
-    for notebook in notebooks:
+    \b
+    Without --sidecar the sidecar store is left alone: `nbelastic log` still lists the
+    checkpoint and `nbelastic restore --at` can bring it back. As a pre-commit hook, see
+    .pre-commit-hooks.yaml; as a git filter, `nbelastic strip --stdin %f`.
+    """
+    from nbelastic.notebook import strip_checkpoint, strip_checkpoint_text
+
+    if from_stdin:
+        if sidecar or len(notebooks) > 1:
+            _fail(NbelasticError("--stdin strips one notebook and no sidecar: drop --sidecar"))
+        name = str(notebooks[0]) if notebooks else "<stdin>.ipynb"
         try:
-            removed = strip_checkpoint(notebook)
+            text = sys.stdin.buffer.read().decode("utf-8")
+            sys.stdout.buffer.write(strip_checkpoint_text(text, name).encode("utf-8"))
+        except UnicodeDecodeError:
+            _fail(NbelasticError(f"{name} on stdin is not UTF-8 text: give a notebook"))
         except NbelasticError as error:
             _fail(error)
-        click.echo(f"{notebook}: {'checkpoint removed' if removed else 'no checkpoint'}")
+        return
+    if not notebooks:
+        _fail(NbelasticError("give the notebooks to strip, or --stdin (see --help)"))
+    from nbelastic.garbage import strip_with_sidecar
+
+    results, failed = [], False
+    for notebook in notebooks:
+        try:
+            if sidecar:
+                done = strip_with_sidecar(notebook)
+                line, result = done.summary(), {"checkpoint_removed": done.checkpoint_removed,
+                                                "records_removed": done.records_removed,
+                                                **done.collection.to_json(),
+                                                "sidecar_removed": done.sidecar_removed}
+            else:
+                removed = strip_checkpoint(notebook)
+                line = "checkpoint removed" if removed else "no checkpoint"
+                result = {"checkpoint_removed": removed}
+        except NbelasticError as error:
+            click.echo(f"nbelastic: error: {error}", err=True)
+            failed = True
+            continue
+        results.append({"notebook": str(notebook), **result})
+        if not (quiet or as_json):
+            click.echo(f"{notebook}: {line}")
+    if as_json:
+        click.echo(json.dumps(results, indent=1))
+    if failed:
+        sys.exit(EXIT_BAD_INPUT)
+
+
+@main.command()
+@_notebook_argument
+@click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
+def status(notebook, as_json) -> None:
+    """What NOTEBOOK's saved checkpoint holds: each variable's type, size, fate, cost.
+
+    Fate is stored (loaded from the sidecar) or replayed (rebuilt by re-running cells); cost
+    is the estimated seconds to bring it back. Read from the metadata: no kernel starts.
+    """
+    from nbelastic.status import saved_status
+
+    try:
+        found = saved_status(notebook)
+    except NbelasticError as error:
+        _fail(error)
+    click.echo(json.dumps(found.to_json(), indent=1) if as_json else found.table())
+
+
+@main.command()
+@_notebook_argument
+@click.option("-n", "--dry-run", is_flag=True, help="Only say what would be removed.")
+@click.option(
+    "--min-age",
+    type=click.FloatRange(min=0),
+    default=3600,
+    show_default=True,
+    metavar="SECONDS",
+    help="Keep blobs younger than this: a save in progress may be writing them.",
+)
+@click.option("-q", "--quiet", is_flag=True, help="Only errors.")
+@click.option("--json", "as_json", is_flag=True, help="Print what was removed as JSON.")
+def gc(notebook, dry_run, min_age, quiet, as_json) -> None:
+    """Delete the blobs of NOTEBOOK's sidecar that no checkpoint uses.
+
+    Checkpoints in use: the one NOTEBOOK (and its jupytext twin) holds and every one that
+    `nbelastic log` lists. Nothing is deleted if one of them cannot be read.
+    """
+    from nbelastic.garbage import collect
+
+    try:
+        collection = collect(notebook, min_age=min_age, dry_run=dry_run)
+    except NbelasticError as error:
+        _fail(error)
+    if as_json:
+        click.echo(json.dumps(collection.to_json(), indent=1))
+    elif not quiet:
+        click.echo(f"{notebook}: {collection.summary(dry_run=dry_run)}")
 
 
 @main.command()
@@ -243,3 +366,29 @@ def diff(notebook, before, after, as_json) -> None:
     except NbelasticError as error:
         _fail(error)
     click.echo(json.dumps(compared.to_json(), indent=1) if as_json else format_diff(compared))
+
+
+@main.command()
+@_notebook_argument
+@click.option("-y", "--yes", is_flag=True, help="Sign without asking (for scripts).")
+def trust(notebook, yes) -> None:
+    """Show what restoring NOTEBOOK's state would run, then sign it as yours.
+
+    A restore runs code (unpickling, imports, replayed cells) only from checkpoints you signed;
+    your saves are signed already. Sign someone else's checkpoint only after reading this.
+    """
+    from nbelastic.review import review, trust_notebook
+
+    try:
+        shown = review(notebook)
+        if shown.trusted:
+            click.echo(f"{notebook}: already signed by you; nothing to do")
+            return
+        click.echo(shown.text)
+        if not yes and not click.confirm("Trust this checkpoint and sign it as yours?"):
+            click.echo(f"{notebook}: not signed", err=True)
+            sys.exit(EXIT_FAILED)
+        trust_notebook(notebook)
+    except NbelasticError as error:
+        _fail(error)
+    click.echo(f"{notebook}: signed; restoring it now loads everything")

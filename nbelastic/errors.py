@@ -39,3 +39,7 @@ class StoreWriteError(NbelasticError):
 
 class RestoreError(NbelasticError):
     """Rebuilding the namespace failed: a replayed cell raised or a value could not be loaded."""
+
+
+class TrustError(NbelasticError):
+    """The signing secret is unusable, or a part of an untrusted checkpoint would run code."""

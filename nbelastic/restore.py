@@ -16,18 +16,24 @@ from collections.abc import Callable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from nbelastic.errors import RestoreError
+from nbelastic.environment import differences
+from nbelastic.errors import NbelasticError, RestoreError
 from nbelastic.history import Execution, History
 from nbelastic.notebook import read_checkpoint
 from nbelastic.objects import profile
 from nbelastic.store import BlobStore, Manifest, ManifestEntry, read_manifest
+from nbelastic.trust import is_trusted
 
 ProgressCallback = Callable[[str, int, int], None]
 
 
 @dataclass
 class Checkpoint:
-    """A checkpoint read back and checked: everything a restore needs is known to be there."""
+    """A checkpoint read back and checked, with what is damaged in it and whether it is trusted.
+
+    ``damaged`` maps each group whose blob is missing or corrupt to the problem; ``warnings``
+    are lines for people (a changed environment, a lost random state).
+    """
 
     notebook: Path
     document: dict
@@ -35,15 +41,22 @@ class Checkpoint:
     store: BlobStore
     manifest: Manifest
     rng_states: dict[int, dict]
+    trusted: bool = False
+    damaged: dict[ManifestEntry, str] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
 
 
-def open_checkpoint(notebook: str | os.PathLike, document: dict | None = None) -> Checkpoint:
+def open_checkpoint(
+    notebook: str | os.PathLike, document: dict | None = None, *, check_blobs: bool = True
+) -> Checkpoint:
     """Read and check ``notebook``'s checkpoint before anything is restored.
 
     ``document`` is an already validated checkpoint to use instead of the notebook's own (an
     earlier one from the sidecar's history). Every problem (no checkpoint, malformed or newer
-    metadata, missing sidecar, missing blob) raises an NbelasticError with one line saying
-    what to do, and nothing has been changed.
+    metadata, missing sidecar or manifest) raises an NbelasticError with one line saying
+    what to do, and nothing has been changed. A missing or corrupt variable blob is not an error
+    here: it is listed in ``damaged`` (checked only with ``check_blobs``), and the restore
+    rebuilds that group by replaying cells if it can.
     """
     notebook = Path(notebook)
     if document is None:
@@ -56,21 +69,31 @@ def open_checkpoint(notebook: str | os.PathLike, document: dict | None = None) -
             "(it holds the stored variables) and restore again"
         )
     manifest = read_manifest(store, document["manifest"])
-    missing = sorted(n for e in manifest.entries if not store.has(e.key) for n in e.names)
-    missing += [
-        f"the random state of cell {e.id}"
-        for e in history.executions
-        if e.rng is not None and not store.has(e.rng)
-    ]
-    if missing:
-        raise RestoreError(
-            f"the sidecar store {store.root} lacks the blobs of {', '.join(missing)}: "
-            "copy the whole sidecar directory and restore again"
+    checkpoint = Checkpoint(notebook, document, history, store, manifest, {})
+    checkpoint.trusted = is_trusted(document)
+    environment = document.get("environment")
+    changed = differences(environment) if environment else []
+    if changed:
+        checkpoint.warnings.append(
+            f"saved in another environment: here {'; '.join(changed)}; "
+            "values may load or behave differently"
         )
-    rng_states = {
-        e.id: json.loads(store.get(e.rng)[1]) for e in history.executions if e.rng is not None
-    }
-    return Checkpoint(notebook, document, history, store, manifest, rng_states)
+    if check_blobs:
+        for entry in manifest.entries:
+            problem = store.check(entry.key)
+            if problem is not None:
+                checkpoint.damaged[entry] = problem
+    for execution in history.executions:
+        if execution.rng is None:
+            continue
+        try:
+            checkpoint.rng_states[execution.id] = json.loads(store.get(execution.rng)[1])
+        except (NbelasticError, ValueError):
+            checkpoint.warnings.append(
+                f"the random state before cell {execution.id} is missing or damaged: "
+                "its random draws may come out differently"
+            )
+    return checkpoint
 
 
 @dataclass
@@ -84,12 +107,16 @@ class RestoreReport:
     mismatched: dict[str, str] = field(default_factory=dict)
     lost: dict[str, str] = field(default_factory=dict)
     failed_cells: dict[int, str] = field(default_factory=dict)
+    rebuilt: dict[str, str] = field(default_factory=dict)
+    not_loaded: dict[str, str] = field(default_factory=dict)
+    trusted: bool = True
+    warnings: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
     @property
     def ok(self) -> bool:
         """True when every variable that was saved came back with the recorded content."""
-        return not self.mismatched and not self.failed_cells
+        return not self.mismatched and not self.failed_cells and not self.not_loaded
 
     def summary(self) -> str:
         """One line for people: what came back, how, and whether it checked out."""
@@ -109,6 +136,10 @@ class RestoreReport:
             parts.append("failed cells: " + ", ".join(str(i) for i in sorted(self.failed_cells)))
         if self.lost:
             parts.append("not restorable: " + ", ".join(sorted(self.lost)))
+        if self.rebuilt:
+            parts.append("rebuilt by replay (blob damaged): " + ", ".join(sorted(self.rebuilt)))
+        if self.not_loaded:
+            parts.append("NOT loaded: " + ", ".join(sorted(self.not_loaded)))
         return "; ".join(parts)
 
     def to_json(self) -> dict:
@@ -121,6 +152,10 @@ class RestoreReport:
             "mismatched": dict(sorted(self.mismatched.items())),
             "lost": dict(sorted(self.lost.items())),
             "failed_cells": {str(k): v for k, v in sorted(self.failed_cells.items())},
+            "rebuilt": dict(sorted(self.rebuilt.items())),
+            "not_loaded": dict(sorted(self.not_loaded.items())),
+            "trusted": self.trusted,
+            "warnings": list(self.warnings),
             "seconds": round(self.seconds, 4),
         }
 
@@ -135,14 +170,17 @@ def rebuild(
     run_execution: Callable[[Execution], str | None],
     namespace: MutableMapping[str, object],
     progress: ProgressCallback | None = None,
+    not_loaded: Mapping[str, str] | None = None,
 ) -> RestoreReport:
     """Replay ``replay`` and bind the stored ``entries`` into ``namespace``, then verify.
 
     ``run_execution`` runs one cell and returns the error text if it raised, else None.
     ``variables`` is the checkpoint's variable table (``hash`` and ``action`` per name).
+    ``not_loaded`` names the variables left out on purpose, and why; a group that
+    ``load_group`` fails to load (an NbelasticError) joins them, and the rest goes on.
     """
     started = time.perf_counter()
-    report = RestoreReport()
+    report = RestoreReport(not_loaded=dict(not_loaded or {}))
     names_before = set(namespace)
     # Each stored name is bound right after the execution that wrote its active version; a
     # linked group is decoded once, at its first name, so its members keep sharing objects.
@@ -150,7 +188,7 @@ def rebuild(
     for entry in entries:
         for name in entry.names:
             bind_after.setdefault(_bind_point(history, name), []).append((entry, name))
-    decoded: dict[ManifestEntry, Mapping[str, object]] = {}
+    decoded: dict[ManifestEntry, Mapping[str, object] | None] = {}
     steps = sorted(set(replay) | set(bind_after))
     total = len(replay) + len(entries)
     done = 0
@@ -166,17 +204,32 @@ def rebuild(
                 progress(f"replayed cell {step}", done, total)
         for entry, name in bind_after.get(step, ()):
             if entry not in decoded:
-                decoded[entry] = load_group(entry)
+                decoded[entry] = _load(load_group, entry, report)
                 done += 1
                 if progress:
                     progress(f"loaded {', '.join(entry.names)}", done, total)
-            namespace[name] = decoded[entry][name]
-            report.loaded.append(name)
+            values = decoded[entry]
+            if values is not None:
+                namespace[name] = values[name]
+                report.loaded.append(name)
     for name in set(namespace) - names_before - set(variables):
         del namespace[name]
     _verify(report, variables, namespace)
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _load(
+    load_group: Callable[[ManifestEntry], Mapping[str, object]],
+    entry: ManifestEntry,
+    report: RestoreReport,
+) -> Mapping[str, object] | None:
+    try:
+        return load_group(entry)
+    except NbelasticError as error:
+        for name in entry.names:
+            report.not_loaded[name] = str(error)
+        return None
 
 
 def _bind_point(history: History, name: str) -> int:
@@ -190,6 +243,8 @@ def _verify(report: RestoreReport, variables: Mapping[str, Mapping], namespace: 
     for name, info in sorted(variables.items()):
         if info["action"] == "lost":
             report.lost[name] = info["why"]
+        elif name in report.not_loaded:
+            continue
         elif name not in namespace:
             report.mismatched[name] = "missing after restore"
         elif info["hash"] is None:

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from nbelastic.driver import Kernel
+from nbelastic.trust import SECRET_ENV
 
 PROBE = Path(__file__).with_name("kernel_probe.py")
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
@@ -43,6 +44,16 @@ class RoundTrip:
 
     def check(self, expression: str) -> object:
         return evaluate(self.restored_kernel, expression)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def signing_secret(tmp_path_factory) -> Path:
+    """The tests sign checkpoints with a secret of their own, never the user's; the kernels
+    and CLI processes they start inherit it through the environment."""
+    path = tmp_path_factory.mktemp("trust") / "secret"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(SECRET_ENV, str(path))
+        yield path
 
 
 @pytest.fixture

@@ -240,9 +240,9 @@ def test_same_state_saved_twice_gives_identical_metadata(roundtrip, tmp_path):
 
 
 def test_work_continues_after_a_restore_and_saves_again(roundtrip, tmp_path):
-    from nbelastic.driver import Kernel
-
     from conftest import describe_namespace
+
+    from nbelastic.driver import Kernel
 
     rt = roundtrip(["x = 1", "def f():\n    return x * 10", "z = f()", "x = 5"], **REPLAY)
     kernel = rt.restored_kernel

@@ -89,15 +89,22 @@ def save(
 
 
 def restore(
-    notebook: str | os.PathLike | None = None, *, quiet: bool = False, at: str | None = None
+    notebook: str | os.PathLike | None = None,
+    *,
+    quiet: bool = False,
+    at: str | None = None,
+    trust: bool = False,
 ) -> RestoreReport:
     """Restore the state saved in ``notebook`` into this kernel and verify every variable.
 
     ``at`` restores an earlier checkpoint of the notebook's history (``nbelastic log NB``).
+    A checkpoint not signed by this user loads only plain data unless ``trust``.
     """
     monitor = current_monitor(start=True)
     path = Path(notebook) if notebook else default_notebook(monitor.shell)
-    return restore_checkpoint(monitor, path, progress=_progress(quiet, "restore"), at=at)
+    return restore_checkpoint(
+        monitor, path, progress=_progress(quiet, "restore"), at=at, trust=trust
+    )
 
 
 def remote(operation: str, arguments: dict) -> None:
@@ -157,6 +164,9 @@ def _parser() -> argparse.ArgumentParser:
     restore_cmd = commands.add_parser("restore", help="restore the notebook's saved state")
     restore_cmd.add_argument("notebook", nargs="?")
     restore_cmd.add_argument("--at", help="an earlier checkpoint: id, number or `latest`")
+    restore_cmd.add_argument(
+        "--trust", action="store_true", help="load it even if you did not sign it (runs code)"
+    )
     status_cmd = commands.add_parser("status", help="what a save would store or replay")
     status_cmd.add_argument("--plan", choices=STRATEGIES, default="optimal")
     status_cmd.add_argument("--bandwidth", type=parse_bandwidth, default=None)
@@ -201,8 +211,10 @@ class NbelasticMagics(Magics):
             if args.command == "save":
                 print(save(args.notebook, plan=args.plan, bandwidth=args.bandwidth).summary())
             elif args.command == "restore":
-                report = restore(args.notebook, at=args.at)
+                report = restore(args.notebook, at=args.at, trust=args.trust)
                 print(report.summary(), file=sys.stdout if report.ok else sys.stderr)
+                for warning in report.warnings:
+                    print(f"nbelastic: {warning}", file=sys.stderr)
             else:
                 planned = plan_now(current_monitor(), strategy=args.plan, bandwidth=args.bandwidth)
                 print(_status_table(*planned))

@@ -20,6 +20,7 @@ from IPython.utils.capture import capture_output
 
 from nbelastic import __version__
 from nbelastic.checkpoints import find_checkpoint, record_checkpoint
+from nbelastic.environment import fingerprint
 from nbelastic.errors import NbelasticError, UnserializableError
 from nbelastic.history import UNMONITORED_CODE, Execution, History, linked_groups
 from nbelastic.kernel.monitor import Monitor, set_rng_state, user_namespace
@@ -27,14 +28,15 @@ from nbelastic.notebook import FORMAT_VERSION, sidecar_dir, write_checkpoint
 from nbelastic.objects import Profile, profile
 from nbelastic.planner import Group, Plan, format_bytes, make_plan
 from nbelastic.restore import ProgressCallback, RestoreReport, open_checkpoint, rebuild
+from nbelastic.restore_plan import complete_report, loader, plan_restore
 from nbelastic.store import (
     BlobStore,
     Manifest,
     ManifestEntry,
-    decode_group,
     encode_group,
     write_manifest,
 )
+from nbelastic.trust import sign
 
 
 @dataclass
@@ -109,6 +111,8 @@ def save_checkpoint(
         for execution_id, state in monitor.rng_states.items()
     }
     document = _document(notebook, store, manifest_key, plan, monitor.history, profiles, rng_keys)
+    document["environment"] = fingerprint(namespace.values())
+    document = sign(document)
     write_checkpoint(
         notebook, document, new_cells=[e.code for e in monitor.history.executions if e.replayable]
     )
@@ -247,32 +251,35 @@ def restore_checkpoint(
     *,
     progress: ProgressCallback | None = None,
     at: str | None = None,
+    trust: bool = False,
 ) -> RestoreReport:
     """Bring the state saved in ``notebook`` back into this kernel and verify it.
 
     ``at`` names an earlier checkpoint of the sidecar's history (see nbelastic.checkpoints)
-    to restore instead of the one the notebook holds.
+    to restore instead of the one the notebook holds. A checkpoint this user did not sign
+    loads only what cannot run code, unless ``trust`` (see nbelastic.trust).
     """
     document = None if at is None else find_checkpoint(sidecar_dir(notebook), at).document
     checkpoint = open_checkpoint(notebook, document)
-    store = checkpoint.store
+    plan = plan_restore(checkpoint, trust=trust)
     shell = monitor.shell
     monitor.paused = True
     try:
         report = rebuild(
             checkpoint.history,
-            checkpoint.manifest.entries,
-            checkpoint.document["plan"]["replay"],
+            plan.entries,
+            plan.replay,
             checkpoint.document["variables"],
-            load_group=lambda entry: decode_group(*store.get(entry.key), entry.names),
+            load_group=loader(checkpoint.store, trusted=trust or checkpoint.trusted),
             run_execution=_cell_runner(shell, checkpoint.rng_states),
             namespace=shell.user_ns,
             progress=progress,
+            not_loaded=plan.not_loaded,
         )
     finally:
         monitor.paused = False
     monitor.adopt(checkpoint.history, checkpoint.rng_states)
-    return report
+    return complete_report(report, checkpoint, plan, trust=trust)
 
 
 def _cell_runner(shell, rng_states: dict[int, dict]) -> Callable[[Execution], str | None]:

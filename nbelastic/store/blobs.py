@@ -45,6 +45,7 @@ KEY_PATTERN = re.compile(r"[0-9a-f]{64}")
 CODEC_PATTERN = re.compile(r"[a-z0-9][a-z0-9_.-]*")
 _MAGIC = b"NBELASTIC-BLOB"
 _PROBE_BYTES = 8 * 1024 * 1024
+_CHUNK = 1 << 20
 _BANDWIDTH: dict[tuple[int, Path], float] = {}
 
 
@@ -58,6 +59,8 @@ class BlobStore:
 
     def __init__(self, root: str | os.PathLike) -> None:
         self.root = Path(root)
+        # Blobs that ``check`` hashed, by file identity: ``get`` need not hash them again.
+        self._checked: dict[str, tuple[int, int, int]] = {}
 
     def __repr__(self) -> str:
         return f"BlobStore({str(self.root)!r})"
@@ -87,7 +90,9 @@ class BlobStore:
         """Return ``(codec, payload)`` of blob ``key``, after checking its hash."""
         path = self._checked_path(key)
         try:
-            data = path.read_bytes()
+            with open(path, "rb") as stream:
+                checked = self._checked.get(key) == _identity(os.fstat(stream.fileno()))
+                data = stream.read()
         except FileNotFoundError:
             raise BlobMissingError(
                 f"blob {short(key)} is missing from the sidecar store {self.root}; copy the whole"
@@ -99,13 +104,38 @@ class BlobStore:
                 f"cannot read blob {short(key)} in the sidecar store {self.root}: {e.strerror};"
                 f" check the file's permissions and try again"
             ) from e
-        if hashlib.sha256(data).hexdigest() != key:
-            raise BlobCorruptError(
-                f"blob {short(key)} in the sidecar store {self.root} is corrupt (its bytes do not"
-                f" match its hash); delete {path} and save again from a kernel that still holds"
-                f" the state"
-            )
+        if not checked and hashlib.sha256(data).hexdigest() != key:
+            raise self._corrupt(key)
         return _split(key, data)
+
+    def check(self, key: str) -> str | None:
+        """Why blob ``key`` cannot be loaded (missing, unreadable, corrupt); None if it can.
+
+        Hashes the file in chunks, so checking every blob before a restore costs no memory, and
+        the ``get`` that follows in this process does not hash the unchanged file again.
+        """
+        path = self._checked_path(key)
+        digest = hashlib.sha256()
+        try:
+            with open(path, "rb") as stream:
+                identity = _identity(os.fstat(stream.fileno()))
+                while chunk := stream.read(_CHUNK):
+                    digest.update(chunk)
+        except FileNotFoundError:
+            return f"blob {short(key)} is missing"
+        except OSError as e:
+            return f"blob {short(key)} cannot be read ({e.strerror or e})"
+        if digest.hexdigest() != key:
+            return f"blob {short(key)} is corrupt (its bytes do not match its hash)"
+        self._checked[key] = identity
+        return None
+
+    def _corrupt(self, key: str) -> BlobCorruptError:
+        return BlobCorruptError(
+            f"blob {short(key)} in the sidecar store {self.root} is corrupt (its bytes do not"
+            f" match its hash); delete {self.path(key)} and save again from a kernel that still"
+            f" holds the state"
+        )
 
     def has(self, key: str) -> bool:
         """Whether blob ``key`` exists (its content is not checked)."""
@@ -215,6 +245,11 @@ def _split(key: str, data: bytes) -> tuple[str, bytes]:
         f"blob {short(key)} is not an nbelastic blob (bad header {header[:40]!r}); save again"
         f" from a kernel that still holds the state"
     )
+
+
+def _identity(status: os.stat_result) -> tuple[int, int, int]:
+    """What changes when a file is rewritten or replaced: inode, size, modification time."""
+    return status.st_ino, status.st_size, status.st_mtime_ns
 
 
 def _temp_name(directory: Path) -> Path:

@@ -1,0 +1,359 @@
+"""Trust: checkpoints are signed per user; an unsigned or foreign one runs no code at restore."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import pickle
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from nbelastic.driver import Kernel
+from nbelastic.errors import TrustError
+from nbelastic.history import History
+from nbelastic.notebook import read_checkpoint, sidecar_dir, write_checkpoint
+from nbelastic.restore_plan import loader, plan_load
+from nbelastic.review import pickle_globals
+from nbelastic.store import BlobStore, Manifest, ManifestEntry, read_manifest, write_manifest
+from nbelastic.trust import SECRET_ENV, is_trusted, secret_path, sign
+
+KEY = "ab" * 32
+
+
+def document() -> dict:
+    history = History()
+    history.record("x = 41", 0.01, writes=["x"])
+    history.record("y = x + 1", 2.5, reads=["x"], writes=["y"])
+    return {
+        "format": 1,
+        "producer": "nbelastic 0.1.0",
+        "store": "nb.nbelastic",
+        "manifest": KEY,
+        "plan": {"strategy": "optimal", "bandwidth": 1.2e9, "replay": [2], "restore_seconds": 2.5},
+        "history": history.to_json(),
+        "variables": {
+            "x": {"type": "builtins.int", "size": 28, "hash": "9f", "action": "store", "why": "."},
+            "y": {"type": "builtins.int", "size": 28, "hash": "a0", "action": "replay", "why": "."},
+        },
+    }
+
+
+@pytest.fixture
+def other_user(tmp_path, monkeypatch):
+    """Switch to another user's secret for the rest of the test."""
+
+    def switch() -> None:
+        monkeypatch.setenv(SECRET_ENV, str(tmp_path / "other-secret"))
+
+    return switch
+
+
+def test_a_checkpoint_signed_here_is_trusted_here():
+    assert is_trusted(sign(document()))
+
+
+def test_an_unsigned_checkpoint_is_not_trusted():
+    assert not is_trusted(document())
+
+
+def test_a_checkpoint_signed_by_another_user_is_not_trusted(other_user):
+    signed = sign(document())
+    other_user()
+    assert not is_trusted(signed)
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        lambda d: d["history"]["executions"][1].__setitem__("code", "import os; os.remove('x')"),
+        lambda d: d.__setitem__("manifest", "cd" * 32),
+        lambda d: d["plan"]["replay"].append(1),
+        lambda d: d["variables"]["x"].__setitem__("hash", "00"),
+    ],
+    ids=["replayed code", "manifest key", "replay list", "recorded hash"],
+)
+def test_any_edit_after_signing_breaks_the_signature(edit):
+    signed = sign(document())
+    edit(signed)
+    assert not is_trusted(signed)
+
+
+def test_signing_is_deterministic_and_replaces_an_old_signature():
+    once = sign(document())
+    assert sign(once) == once == sign(document())
+
+
+def test_the_secret_is_made_once_readable_only_by_its_owner(signing_secret):
+    sign(document())
+    first = signing_secret.read_bytes()
+    sign(document())
+    assert signing_secret.read_bytes() == first
+    assert stat.S_IMODE(signing_secret.stat().st_mode) == 0o600
+
+
+def test_checking_a_signature_never_makes_a_secret(tmp_path, monkeypatch):
+    signed = sign(document())
+    monkeypatch.setenv(SECRET_ENV, str(tmp_path / "none" / "secret"))
+    assert not is_trusted(signed)
+    assert not (tmp_path / "none").exists()
+
+
+def test_the_default_secret_lives_in_the_jupyter_data_dir(monkeypatch, tmp_path):
+    monkeypatch.delenv(SECRET_ENV)
+    monkeypatch.setenv("JUPYTER_DATA_DIR", str(tmp_path))
+    assert secret_path() == tmp_path / "nbelastic" / "secret"
+
+
+def test_a_damaged_secret_is_one_clear_error(tmp_path, monkeypatch):
+    path = tmp_path / "secret"
+    path.write_text("short")
+    monkeypatch.setenv(SECRET_ENV, str(path))
+    with pytest.raises(TrustError, match=f"the signing secret {path} is too short.*delete it"):
+        sign(document())
+
+
+@pytest.mark.parametrize("suffix", [".ipynb", ".py"])
+def test_a_signature_survives_writing_and_reading_the_notebook(tmp_path, suffix):
+    notebook = tmp_path / f"nb{suffix}"
+    write_checkpoint(notebook, sign(document()), new_cells=["x = 41"])
+    assert is_trusted(read_checkpoint(notebook))
+
+
+def test_a_malformed_signature_is_a_format_error(tmp_path):
+    from nbelastic.errors import CheckpointFormatError
+
+    with pytest.raises(CheckpointFormatError, match="signature"):
+        write_checkpoint(tmp_path / "nb.ipynb", {**document(), "signature": "md5:00"})
+
+
+class _Touch:
+    """A pickle payload whose loading creates ``path``, as a hostile notebook's would."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __reduce__(self):
+        return (open, (str(self.path), "w"))
+
+
+def test_the_review_names_what_a_hostile_pickle_would_call(tmp_path):
+    payload = pickle.dumps({"t": _Touch(tmp_path / "marker")})
+    assert "io.open" in pickle_globals(payload)
+    assert not (tmp_path / "marker").exists()
+
+
+# --- what an untrusted restore loads ------------------------------------------------------------
+
+
+def _history() -> History:
+    history = History()
+    history.record("x = load()", 1.0, writes=["x"])
+    history.record("y = f(x)", 1.0, reads=["x"], writes=["y"])
+    history.record("z = g(y)", 1.0, reads=["y"], writes=["z"])
+    return history
+
+
+def _entries() -> tuple[ManifestEntry, ...]:
+    return (
+        ManifestEntry(("x",), "npy", 8, "a" * 64),
+        ManifestEntry(("y",), "dill", 8, "b" * 64),
+        ManifestEntry(("m",), "module", 5, "c" * 64),
+    )
+
+
+VARIABLES = {
+    "x": {"action": "store"},
+    "y": {"action": "store"},
+    "m": {"action": "store"},
+    "z": {"action": "replay"},
+}
+
+
+def test_untrusted_loads_only_safe_codecs_and_replays_nothing():
+    plan = plan_load(_history(), Manifest(_entries()), [3], VARIABLES, {}, trusted=False)
+    assert [entry.names for entry in plan.entries] == [("x",)]
+    assert plan.replay == ()
+    assert plan.not_loaded == {
+        "m": "not trusted: its module blob runs code when loaded",
+        "y": "not trusted: its dill blob runs code when loaded",
+        "z": "not trusted: it is rebuilt by replaying cells",
+    }
+
+
+def test_trusted_loads_everything_as_planned():
+    plan = plan_load(_history(), Manifest(_entries()), [3], VARIABLES, {}, trusted=True)
+    assert plan.entries == Manifest(_entries()).entries
+    assert plan.replay == (3,)
+    assert plan.not_loaded == {}
+
+
+def test_untrusted_loader_obeys_the_blobs_own_codec_not_the_manifest(tmp_path):
+    store = BlobStore(tmp_path)
+    payload = pickle.dumps({"t": _Touch(tmp_path / "marker")})
+    lying = ManifestEntry(("t",), "json", len(payload), store.put("dill", payload))
+    with pytest.raises(TrustError, match="not trusted: its dill blob runs code"):
+        loader(store, trusted=False)(lying)
+    assert not (tmp_path / "marker").exists()
+
+
+# --- in real kernels ------------------------------------------------------------------------------
+
+
+def _save_in_kernel(directory: Path, cells: list[str], plan: str) -> Path:
+    notebook = directory / "nb.ipynb"
+    with Kernel(cwd=directory) as kernel:
+        assert kernel.execute("%load_ext nbelastic").error is None
+        for code in cells:
+            assert kernel.execute(code).error is None, code
+        kernel.call("save", {"notebook": str(notebook), "plan": plan})
+    return notebook
+
+
+def _restore_in_kernel(notebook: Path, **options) -> tuple[dict, dict]:
+    """The restore report and the restored variables' reprs."""
+    with Kernel(cwd=notebook.parent) as kernel:
+        assert kernel.execute("%load_ext nbelastic").error is None
+        report = kernel.call("restore", {"notebook": str(notebook), **options})
+        names = kernel.execute(
+            "print(__import__('json').dumps({k: repr(v) for k, v in globals().items() "
+            "if k in ('t', 'x', 'n')}))",
+            silent=True,
+        )
+        return report, json.loads(names.stdout)
+
+
+def _plant(notebook: Path, name: str, payload: bytes, manifest_codec: str, signature: str) -> None:
+    """Replace ``name``'s blob with ``payload`` and re-point the checkpoint at it, as a hostile
+    sender would; the checkpoint ends up unsigned or signed with another user's secret."""
+    document = read_checkpoint(notebook)
+    store = BlobStore(sidecar_dir(notebook))
+    entries = [e for e in read_manifest(store, document["manifest"]).entries if name not in e.names]
+    key = store.put("dill", payload)
+    entries.append(ManifestEntry((name,), manifest_codec, len(payload), key))
+    document["manifest"] = write_manifest(store, Manifest(tuple(entries)))
+    document.pop("signature")
+    if signature == "foreign":
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setenv(SECRET_ENV, str(notebook.parent / "attacker-secret"))
+            document = sign(document)
+    write_checkpoint(notebook, document)
+
+
+@pytest.mark.kernel
+@pytest.mark.parametrize("signature", ["unsigned", "foreign"])
+@pytest.mark.parametrize("manifest_codec", ["dill", "json"])
+def test_an_untrusted_malicious_pickle_executes_nothing(tmp_path, signature, manifest_codec):
+    notebook = _save_in_kernel(tmp_path, ["t = (1, 2)", "x = [1, 2, 3]"], "store-all")
+    marker = tmp_path / "pwned"
+    payload = pickle.dumps({"t": _Touch(marker)})
+    pickle.loads(payload)  # the payload is live: loading it creates the marker
+    assert marker.exists()
+    marker.unlink()
+    _plant(notebook, "t", payload, manifest_codec, signature)
+
+    report, values = _restore_in_kernel(notebook)
+
+    assert not marker.exists()
+    assert not report["trusted"] and not report["ok"]
+    assert "not trusted" in report["not_loaded"]["t"]
+    assert values == {"x": "[1, 2, 3]"}
+    assert any("nbelastic trust" in warning for warning in report["warnings"])
+
+
+@pytest.mark.kernel
+def test_an_untrusted_checkpoint_replays_no_cell_until_trusted(tmp_path, other_user):
+    marker = tmp_path / "replayed"
+    cells = [f"open({str(marker)!r}, 'w').close()\nn = 1"]
+    notebook = _save_in_kernel(tmp_path, cells, "recompute-all")
+    marker.unlink()
+    other_user()  # the notebook arrives at someone else's
+
+    report, values = _restore_in_kernel(notebook)
+    assert not marker.exists()
+    assert report["replayed"] == [] and values == {}
+    assert report["not_loaded"] == {"n": "not trusted: it is rebuilt by replaying cells"}
+
+    report, values = _restore_in_kernel(notebook, trust=True)
+    assert marker.exists()
+    assert report["ok"] and values == {"n": "1"}
+
+
+# --- the command line ---------------------------------------------------------------------------
+
+
+def nbelastic(*args: str, input: str | None = None, **environment: str):
+    return subprocess.run(
+        [sys.executable, "-m", "nbelastic", *args],
+        capture_output=True,
+        text=True,
+        input=input,
+        env={**os.environ, **environment},
+        timeout=300,
+    )
+
+
+@pytest.fixture
+def foreign_notebook(tmp_path) -> Path:
+    """A notebook saved by another user: a dill value, a module, JSON and a replayed cell."""
+    notebook = tmp_path / "nb.ipynb"
+    cells = ["import json", "t = (1, 2)", "x = [1, 2]", "n = len(x)"]
+    nbformat.write(
+        nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells]), notebook
+    )
+    other = {SECRET_ENV: str(tmp_path / "sender-secret")}
+    result = nbelastic("run", str(notebook), "--bandwidth", "1GB/s", **other)
+    assert result.returncode == 0, result.stderr
+    return notebook
+
+
+@pytest.mark.kernel
+def test_verify_of_a_foreign_checkpoint_says_how_to_trust_it(foreign_notebook):
+    before = foreign_notebook.read_bytes()
+    result = nbelastic("verify", str(foreign_notebook))
+    assert result.returncode == 1, result.stderr
+    assert result.stdout.startswith("INCOMPLETE: nb.ipynb: ")
+    hints = [line for line in result.stdout.splitlines() if "nbelastic trust" in line]
+    assert len(hints) == 1 and "not signed by you" in hints[0]
+    assert foreign_notebook.read_bytes() == before
+
+    trusted_once = nbelastic("verify", "--trust", str(foreign_notebook))
+    assert trusted_once.returncode == 0, trusted_once.stdout + trusted_once.stderr
+    assert foreign_notebook.read_bytes() == before  # --trust signs nothing
+
+
+@pytest.mark.kernel
+def test_trust_shows_what_would_run_and_signs_only_when_accepted(foreign_notebook):
+    declined = nbelastic("trust", str(foreign_notebook), input="n\n")
+    assert declined.returncode == 1
+    for shown in ("NOT signed by you", "t: dill", "json: module", "imports json", "x (json)"):
+        assert shown in declined.stdout, declined.stdout
+    assert not is_trusted(read_checkpoint(foreign_notebook))
+
+    accepted = nbelastic("trust", "--yes", str(foreign_notebook))
+    assert accepted.returncode == 0, accepted.stderr
+    assert "signed" in accepted.stdout.splitlines()[-1]
+    assert is_trusted(read_checkpoint(foreign_notebook))
+    assert nbelastic("verify", str(foreign_notebook)).returncode == 0
+    again = nbelastic("trust", str(foreign_notebook))
+    assert "already signed by you" in again.stdout
+
+
+def test_trust_of_a_notebook_without_checkpoint_is_one_clear_line(tmp_path):
+    notebook = tmp_path / "nb.ipynb"
+    nbformat.write(nbformat.v4.new_notebook(), notebook)
+    result = nbelastic("trust", "--yes", str(notebook))
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and "no nbelastic checkpoint" in result.stderr
+
+
+def test_the_document_is_not_changed_by_checking_it():
+    signed = sign(document())
+    kept = copy.deepcopy(signed)
+    is_trusted(signed)
+    assert signed == kept
