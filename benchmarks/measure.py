@@ -1,0 +1,197 @@
+"""One repeat of one workload: every figure of a row, measured with real kernel processes.
+
+Four fresh kernels per repeat, so no measurement inherits another's warm state:
+
+1. the notebook run with the extension, then an nbelastic save, a ``dill.dump_module`` of the
+   same state, one small change and a second (incremental) save;
+2. nbelastic restore of the first save in a brand-new kernel;
+3. ``dill.load_module`` in a brand-new kernel (skipped when the dump failed);
+4. the notebook run without the extension: the "re-run every cell" baseline, and the reference
+   for monitoring overhead.
+
+Every time is wall-clock seen from this process around one kernel round trip, so both sides of
+each ratio pay the same messaging cost. The monitored run goes first so that any cold-cache
+penalty lands on nbelastic, not on its baseline.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from benchmarks.workloads import Workload
+from nbelastic.driver import Kernel
+
+CELL_TIMEOUT = 900.0
+# Peak resident memory of the kernel in KiB. Linux's VmHWM belongs to the kernel's own address
+# space; ru_maxrss also counts the pre-exec image forked from this (large) process, which would
+# set a floor of this runner's size under both sides of the memory ratio. ru_maxrss elsewhere.
+_PEAK_RSS = (
+    "print(next((int(line.split()[1]) for line in open('/proc/self/status') "
+    "if line.startswith('VmHWM')), 0) if __import__('os').path.exists('/proc/self/status') "
+    "else __import__('resource').getrusage(__import__('resource').RUSAGE_SELF).ru_maxrss)"
+)
+
+
+class BenchmarkError(RuntimeError):
+    """A workload could not be measured (a cell raised, a kernel call failed)."""
+
+
+@dataclass
+class Trial:
+    """Raw measurements of one repeat; seconds, bytes and KiB."""
+
+    cells: int
+    run_seconds: float  # all cells, extension loaded
+    plain_seconds: float  # all cells, no extension (also the re-run baseline)
+    setup_rss: int  # peak before the first cell, extension loaded: its own footprint
+    plain_setup_rss: int
+    peak_rss: int
+    plain_peak_rss: int
+    save_seconds: float
+    save_bytes: int
+    checkpoint_bytes: int  # of save_bytes, the checkpoint in the notebook's metadata
+    save: dict  # SaveReport.to_json of the first save
+    variables: dict  # the checkpoint's variable table after the first save
+    restore_seconds: float
+    restore: dict  # RestoreReport.to_json
+    incremental_seconds: float
+    incremental_bytes: int
+    dill_seconds: float | None  # None when the dump failed
+    dill_bytes: int | None
+    dill_load_seconds: float | None
+    dill_error: str | None
+
+
+def run_trial(workload: Workload, scale: float, directory: Path, bandwidth: float) -> Trial:
+    """Measure ``workload`` once at ``scale``, working (and leaving files) in ``directory``."""
+    directory.mkdir(parents=True)
+    notebook = directory / workload.notebook.name
+    shutil.copyfile(workload.notebook, notebook)
+    cells = workload.cells()
+    pickle = directory / "session.pkl"
+    # The restores compare like with like: the state dill dumped, before the incremental change.
+    # The copy's checkpoint still names the same sidecar store, where the second save only adds.
+    first_save = directory / f"{workload.name}.first.ipynb"
+    with Kernel(cwd=directory, session=str(notebook)) as kernel:
+        setup_rss = _prepare(kernel, scale, extension=True)
+        run_seconds = _run_cells(kernel, cells, workload.name)
+        peak_rss = int(_silent(kernel, _PEAK_RSS))
+        first = _save(kernel, notebook, bandwidth)
+        shutil.copyfile(notebook, first_save)
+        dill_seconds, dill_error = _dill_dump(kernel, pickle)
+        _run_cells(kernel, [workload.change], workload.name)
+        second = _save(kernel, notebook, bandwidth)
+    with Kernel(cwd=directory, session=str(first_save)) as kernel:
+        started = time.perf_counter()
+        _silent(kernel, "%load_ext nbelastic")
+        restore = kernel.call("restore", {"notebook": str(first_save)})
+        restore_seconds = time.perf_counter() - started
+    dill_load_seconds = None
+    if dill_error is None:
+        with Kernel(cwd=directory) as kernel:
+            started = time.perf_counter()
+            _silent(kernel, f"__import__('dill').load_module({str(pickle)!r})")
+            dill_load_seconds = time.perf_counter() - started
+    with Kernel(cwd=directory) as kernel:
+        plain_setup_rss = _prepare(kernel, scale, extension=False)
+        plain_seconds = _run_cells(kernel, cells, workload.name)
+        plain_peak_rss = int(_silent(kernel, _PEAK_RSS))
+    return Trial(
+        cells=len(cells),
+        run_seconds=run_seconds,
+        plain_seconds=plain_seconds,
+        setup_rss=setup_rss,
+        plain_setup_rss=plain_setup_rss,
+        peak_rss=peak_rss,
+        plain_peak_rss=plain_peak_rss,
+        save_seconds=first.seconds,
+        save_bytes=first.written,
+        checkpoint_bytes=first.checkpoint,
+        save=first.report,
+        variables=_checkpoint(first_save)["variables"],
+        restore_seconds=restore_seconds,
+        restore=restore,
+        incremental_seconds=second.seconds,
+        incremental_bytes=second.written,
+        dill_seconds=dill_seconds,
+        dill_bytes=pickle.stat().st_size if dill_error is None else None,
+        dill_load_seconds=dill_load_seconds,
+        dill_error=dill_error,
+    )
+
+
+def _prepare(kernel: Kernel, scale: float, *, extension: bool) -> int:
+    """Set ``SCALE`` unseen by any monitor, then (maybe) load the extension; the peak RSS.
+
+    ``SCALE`` goes first so that the extension finds it already there and records it as
+    pre-existing state, which a restore binds before any replayed cell reads it.
+    """
+    _silent(kernel, f"SCALE = {scale!r}")
+    if extension:
+        _silent(kernel, "%load_ext nbelastic")
+    return int(_silent(kernel, _PEAK_RSS))
+
+
+def _run_cells(kernel: Kernel, cells: list[str], name: str) -> float:
+    started = time.perf_counter()
+    for number, code in enumerate(cells, start=1):
+        result = kernel.execute(code, timeout=CELL_TIMEOUT)
+        if result.error:
+            raise BenchmarkError(f"{name}: cell {number} raised {result.error}")
+    return time.perf_counter() - started
+
+
+def _silent(kernel: Kernel, code: str) -> str:
+    """Run ``code`` without recording it anywhere; what it printed."""
+    result = kernel.execute(code, silent=True, timeout=CELL_TIMEOUT)
+    if result.error:
+        raise BenchmarkError(f"{code!r} raised {result.error}")
+    return result.stdout
+
+
+@dataclass
+class _Saved:
+    seconds: float
+    written: int  # new sidecar bytes plus the checkpoint
+    checkpoint: int  # the checkpoint's bytes in the notebook's metadata
+    report: dict
+
+
+def _save(kernel: Kernel, notebook: Path, bandwidth: float) -> _Saved:
+    """An nbelastic save, timed, with the bytes it wrote on disk."""
+    sidecar = notebook.with_suffix(".nbelastic")
+    before = _files(sidecar)
+    started = time.perf_counter()
+    report = kernel.call("save", {"notebook": str(notebook), "bandwidth": bandwidth})
+    seconds = time.perf_counter() - started
+    after = _files(sidecar)
+    new = sum(size for path, size in after.items() if before.get(path) != size)
+    checkpoint = len(json.dumps(_checkpoint(notebook), indent=1))
+    return _Saved(seconds, new + checkpoint, checkpoint, report)
+
+
+def _checkpoint(notebook: Path) -> dict:
+    return json.loads(notebook.read_text())["metadata"]["nbelastic"]
+
+
+def _files(directory: Path) -> dict[Path, int]:
+    if not directory.is_dir():
+        return {}
+    return {path: path.stat().st_size for path in directory.rglob("*") if path.is_file()}
+
+
+def _dill_dump(kernel: Kernel, pickle: Path) -> tuple[float | None, str | None]:
+    """``dill.dump_module`` of the kernel's ``__main__``: its time, or why it failed."""
+    started = time.perf_counter()
+    result = kernel.execute(
+        f"__import__('dill').dump_module({str(pickle)!r})", silent=True, timeout=CELL_TIMEOUT
+    )
+    seconds = time.perf_counter() - started
+    if result.error:
+        pickle.unlink(missing_ok=True)
+        return None, result.error
+    return seconds, None

@@ -1,0 +1,70 @@
+"""The headline table, one row per notebook, rendered for a terminal and for Markdown.
+
+Both renderings share the same cells so stdout and ``docs/benchmarks.md`` never disagree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from benchmarks.results import ABSOLUTE, RATIOS, Figure, Row
+
+
+def number(value: float) -> str:
+    """A ratio or measurement, short but with two significant digits where it matters.
+
+    >>> number(0.0312), number(0.5), number(1.034), number(3.14159), number(42.4)
+    ('0.031', '0.50', '1.03', '3.1', '42')
+    """
+    if value >= 10:
+        return f"{value:.0f}"
+    if value >= 1:
+        return f"{value:.1f}" if value >= 2 else f"{value:.2f}"
+    return f"{value:#.2g}"
+
+
+def figure(value: Figure | None, missing: str = "n/a") -> str:
+    """``median`` or ``median +-spread%`` (the spread only when there were several repeats)."""
+    if value is None:
+        return missing
+    if value.low == value.high:
+        return number(value.median)
+    return f"{number(value.median)} ±{value.spread * 100:.0f}%"
+
+
+def headline(rows: Sequence[Row]) -> tuple[list[str], list[list[str]]]:
+    """Header and cells of the ratio table."""
+    header = ["notebook", *RATIOS.values(), "verified"]
+    cells = []
+    for row in rows:
+        line = [row.name]
+        for key in RATIOS:
+            text = figure(row.ratios[key], "dill failed")
+            if key == "migration" and row.migration_baseline == "rerun":
+                text += " (vs rerun)"
+            line.append(text)
+        line.append(f"{row.verified}/{row.total}")
+        cells.append(line)
+    return header, cells
+
+
+def absolute(rows: Sequence[Row]) -> tuple[list[str], list[list[str]]]:
+    """Header and cells of the table of medians in seconds, MB."""
+    header = ["notebook", *(label for label, _ in ABSOLUTE.values())]
+    cells = [[row.name, *(figure(row.absolute[key], "failed") for key in ABSOLUTE)] for row in rows]
+    return header, cells
+
+
+def text(header: list[str], cells: list[list[str]]) -> str:
+    """Aligned columns for a terminal."""
+    widths = [max(len(line[i]) for line in [header, *cells]) for i in range(len(header))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)) for line in cells]
+    top = "  ".join(c.ljust(w) for c, w in zip(header, widths, strict=True))
+    return "\n".join([top, "  ".join("-" * w for w in widths), *lines])
+
+
+def markdown(header: list[str], cells: list[list[str]]) -> str:
+    """A GitHub-flavoured Markdown table, numbers right-aligned."""
+    align = ["---", *("---:" for _ in header[1:])]
+    lines = [header, align, *cells]
+    return "\n".join("| " + " | ".join(line) + " |" for line in lines)
