@@ -32,6 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick and output.resolve() == DOCS:
         sys.exit("--quick never overwrites docs/: give another --output")
     output.mkdir(parents=True, exist_ok=True)
+    load_at_start = machine.load()
     suite = run_suite(
         chosen, repeats=repeats, quick=args.quick, bandwidth=args.bandwidth, jobs=jobs
     )
@@ -44,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
         chosen,
         suite.skipped,
         command=" ".join(["python -m benchmarks", *map(shlex.quote, argv or sys.argv[1:])]),
-        machine=machine.describe(),
+        machine=machine.describe(load_at_start),
         bandwidth=args.bandwidth,
         plot=picture,
     )

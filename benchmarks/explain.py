@@ -100,7 +100,8 @@ def _restore(t: Trial, row: Row, bandwidth: float) -> str:
         f"the restore took {_seconds(t.restore_seconds)}, {_seconds(inside)} of it inside the "
         f"kernel replaying {f'cells {cells}' if cells else 'no cell'} (the plan estimated "
         f"{_seconds(t.save['estimated_restore_seconds'])}) and loading "
-        f"{len(t.restore['loaded'])} variables, the rest loading the extension; dill loaded in "
+        f"{len(t.restore['loaded'])} variables, the rest loading the extension and reading "
+        "the checkpoint; dill loaded in "
         + (_seconds(t.dill_load_seconds) if t.dill_load_seconds is not None else "n/a (failed)")
         + f" and re-running every cell took {_seconds(t.plain_seconds)}"
     )

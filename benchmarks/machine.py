@@ -20,13 +20,22 @@ PACKAGES = (
 )
 
 
-def describe() -> dict[str, str]:
-    """CPU, memory, OS, Python and the versions of the packages the workloads exercise."""
+def load() -> str:
+    """The 1, 5 and 15 minute load averages: how busy the machine was with other work."""
+    try:
+        return " / ".join(f"{value:.2f}" for value in os.getloadavg())
+    except OSError:
+        return "unknown"
+
+
+def describe(load_at_start: str) -> dict[str, str]:
+    """CPU, memory, OS, Python, the load around the run, and the versions that matter."""
     facts = {
         "CPUs": f"{os.cpu_count()} ({_cpu_model() or platform.machine()})",
         "RAM": _memory(),
         "OS": platform.platform(),
         "Python": f"{sys.version.split()[0]} ({sys.executable})",
+        "load average (1/5/15 min)": f"{load_at_start} at the start, {load()} at the end",
     }
     for package in PACKAGES:
         try:

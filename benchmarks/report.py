@@ -46,8 +46,10 @@ def markdown(
         "kernel state, re-running every cell in a new kernel, and the same notebook run without "
         "the extension (for run time and peak RSS). Migration is save + bytes / bandwidth + "
         "restore on both sides; where dill cannot dump the state at all it is compared with "
-        "re-running every cell instead. `verified` counts the variables whose content hash "
-        "matched after the restore, in the worst repeat.\n",
+        "re-running every cell instead. Peak RSS is the kernel's own high-water mark (`VmHWM`; "
+        "`ru_maxrss` would also count the image forked from the runner). `verified` counts the "
+        "variables whose content hash matched after the restore, in the worst repeat. The "
+        "machine is shared: its load average around the run is under Machine below.\n",
         table.markdown(*table.headline(rows)) + "\n",
     ]
     if plot:
