@@ -20,11 +20,13 @@ Example
 
 from __future__ import annotations
 
+import re
 from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 PREEXISTING_CODE = "# state that existed before nbelastic started watching"
 UNMONITORED_CODE = "# changed outside a monitored cell"
+_VERSION = re.compile(r"[1-9][0-9]*")  # the checkpoint schema's rule: no 0, no leading zeros
 
 
 @dataclass(frozen=True, order=True)
@@ -39,9 +41,13 @@ class Snapshot:
 
     @classmethod
     def parse(cls, text: str) -> Snapshot:
-        """Inverse of ``str``: ``Snapshot.parse("x@2") == Snapshot("x", 2)``."""
+        """Inverse of ``str``: ``Snapshot.parse("x@2") == Snapshot("x", 2)``.
+
+        Only what ``str`` writes is accepted: ``x@01`` or a non-ASCII digit would otherwise parse
+        to a snapshot whose text differs from the one read.
+        """
         name, sep, version = text.rpartition("@")
-        if not sep or not name or not version.isdigit():
+        if not sep or not name or not _VERSION.fullmatch(version):
             raise ValueError(f"not a snapshot: {text!r}")
         return cls(name, int(version))
 
