@@ -50,6 +50,14 @@ class CheckpointRecord:
     document: dict
     path: Path
 
+    def local_time(self) -> str:
+        """When it was saved, in this machine's time zone, to the second."""
+        try:
+            moment = datetime.strptime(self.saved_at, "%Y-%m-%dT%H:%M:%SZ")
+        except ValueError:
+            return self.saved_at
+        return moment.replace(tzinfo=timezone.utc).astimezone().strftime("%Y-%m-%d %H:%M:%S")
+
 
 def document_digest(document: dict) -> str:
     """sha256 of the document's canonical JSON: equal documents, equal digests.

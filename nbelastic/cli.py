@@ -58,6 +58,12 @@ def main() -> None:
     In a notebook:   %load_ext nbelastic   ...   %nbelastic save
     In a new kernel: %nbelastic restore
     From the shell:  nbelastic run NB.ipynb  then  nbelastic verify NB.ipynb
+
+    \b
+    Exit codes:
+      0  success
+      1  a verification mismatch, a failed cell, or a declined confirmation
+      2  bad input or usage: one line on stderr says what is wrong and what to do
     """
 
 
@@ -257,10 +263,7 @@ def strip(notebooks, sidecar, from_stdin, quiet, as_json) -> None:
         try:
             if sidecar:
                 done = strip_with_sidecar(notebook)
-                line, result = done.summary(), {"checkpoint_removed": done.checkpoint_removed,
-                                                "records_removed": done.records_removed,
-                                                **done.collection.to_json(),
-                                                "sidecar_removed": done.sidecar_removed}
+                line, result = done.summary(), done.to_json()
             else:
                 removed = strip_checkpoint(notebook)
                 line = "checkpoint removed" if removed else "no checkpoint"

@@ -160,6 +160,22 @@ def strip_checkpoint(notebook: str | os.PathLike) -> bool:
     return True
 
 
+def strip_checkpoint_text(text: str, name: str = "<stdin>.ipynb") -> str:
+    """``text``, a notebook in the format ``name``'s suffix says, without its checkpoint.
+
+    Text without a checkpoint comes back unchanged, byte for byte: as a git clean filter this
+    runs on every notebook git looks at, and must not rewrite one it has nothing to remove from.
+    ``name`` is only used for its suffix and in error messages; no file is read or written.
+    """
+    path = Path(name)
+    _check_suffix(path)
+    nb = _parse(path, text)
+    if METADATA_KEY not in nb.metadata:
+        return text
+    del nb.metadata[METADATA_KEY]
+    return _dumps(path, nb)
+
+
 def read_notebook(notebook: str | os.PathLike) -> nbformat.NotebookNode:
     """The notebook at ``notebook`` (``.ipynb`` or jupytext text), checked as by read_checkpoint.
 
@@ -373,6 +389,11 @@ def _drop_from_text_header(metadata: dict) -> None:
 
 def _save(path: Path, nb: nbformat.NotebookNode) -> None:
     """Write ``nb`` to ``path`` in the format its suffix names, atomically."""
+    _replace_atomically(path, _dumps(path, nb))
+
+
+def _dumps(path: Path, nb: nbformat.NotebookNode) -> str:
+    """``nb`` as the text of a file at ``path``, in the format its suffix names."""
     if path.suffix != _IPYNB:
         if METADATA_KEY in nb.metadata:
             _keep_in_text_header(nb.metadata)
@@ -383,7 +404,7 @@ def _save(path: Path, nb: nbformat.NotebookNode) -> None:
     text = jupytext.writes(nb, fmt={"extension": path.suffix})
     # nbformat.write and jupytext.write end files with a newline; so does Jupyter. Keep in step,
     # or every save alternating with Jupyter's would show up in git as a change.
-    _replace_atomically(path, text if text.endswith("\n") else text + "\n")
+    return text if text.endswith("\n") else text + "\n"
 
 
 def _replace_atomically(path: Path, text: str) -> None:

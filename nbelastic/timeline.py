@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 
 from nbelastic.changes import Changes, compare, stored_blobs
@@ -83,7 +82,7 @@ def format_log(entries: list[LogEntry]) -> str:
     rows = [
         [
             ("* " if e.current else "  ") + e.record.id,
-            _local_time(e.record.saved_at),
+            e.record.local_time(),
             str(len(e.record.document["variables"])),
             _size(e.stored_bytes),
             _size(e.new_bytes),
@@ -148,12 +147,3 @@ def _store(notebook: Path, document: dict) -> BlobStore:
 
 def _size(size: int | None) -> str:
     return "?" if size is None else format_bytes(size)
-
-
-def _local_time(saved_at: str) -> str:
-    """``2024-05-01T12:00:00Z`` in this machine's time zone, to the second."""
-    try:
-        moment = datetime.strptime(saved_at, "%Y-%m-%dT%H:%M:%SZ")
-    except ValueError:
-        return saved_at
-    return moment.replace(tzinfo=timezone.utc).astimezone().strftime("%Y-%m-%d %H:%M:%S")

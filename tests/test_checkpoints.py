@@ -51,9 +51,10 @@ def test_going_back_to_an_older_state_is_a_new_checkpoint(notebook):
     record(notebook, {"x": 2})
     third = record(notebook, {"x": 1})
     assert third.startswith("3-")
-    assert find_checkpoint(sidecar_dir(notebook), "1").digest == find_checkpoint(
-        sidecar_dir(notebook), "3"
-    ).digest
+    assert (
+        find_checkpoint(sidecar_dir(notebook), "1").digest
+        == find_checkpoint(sidecar_dir(notebook), "3").digest
+    )
 
 
 def test_a_record_keeps_the_document_and_the_time_of_the_save(notebook):

@@ -76,6 +76,7 @@ def test_restoring_an_unknown_checkpoint_is_one_clear_line(two_saves):
 
 def test_log_of_a_notebook_never_saved_is_one_clear_line(tmp_path):
     notebook = tmp_path / "plain.ipynb"
-    notebook.write_text(json.dumps({"cells": [], "metadata": {}, "nbformat": 4,
-                                    "nbformat_minor": 5}))
+    notebook.write_text(
+        json.dumps({"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5})
+    )
     assert_one_clear_line(nbelastic("log", str(notebook)), "no recorded checkpoints")

@@ -1,0 +1,229 @@
+"""Garbage collection of the sidecar: delete blobs that no checkpoint can ever load again.
+
+A blob is *referenced* when a checkpoint that still exists names it: the checkpoint a notebook
+sharing the sidecar holds (``analysis.ipynb`` and its jupytext twin ``analysis.py``) or one the
+sidecar's history records. Referenced means the manifest blob, every blob its manifest lists,
+and the random-generator states of the history's cells. Everything else under ``blobs/`` can
+go, except:
+
+* blobs younger than ``min_age`` seconds: a save in progress writes its blobs before the
+  checkpoint that names them, and must not lose them to a concurrent ``gc``;
+* nothing at all when a checkpoint cannot be read (a damaged record, a missing manifest): its
+  blobs cannot be told apart from garbage, so the collection stops with one line saying what
+  to fix. Deleting is the one thing that cannot be undone.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from contextlib import suppress
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import jupytext
+
+from nbelastic.checkpoints import document_digest, history_dir, list_checkpoints
+from nbelastic.errors import NbelasticError
+from nbelastic.notebook import checkpoint_of, read_notebook, sidecar_dir, strip_checkpoint
+from nbelastic.planner import format_bytes
+from nbelastic.store import BlobStore, read_manifest
+
+DEFAULT_MIN_AGE = 3600.0
+
+
+@dataclass
+class Collection:
+    """What a collection removed (or, dry, would remove) and what it kept."""
+
+    min_age: float
+    removed: dict[str, int] = field(default_factory=dict)  # key -> file size
+    kept_young: list[str] = field(default_factory=list)
+    referenced: int = 0
+
+    def summary(self, *, dry_run: bool = False) -> str:
+        verb = "would remove" if dry_run else "removed"
+        line = (
+            f"{verb} {len(self.removed)} unreferenced blobs "
+            f"({format_bytes(sum(self.removed.values()))}); {self.referenced} in use"
+        )
+        if self.kept_young:
+            line += (
+                f"; kept {len(self.kept_young)} younger than {self.min_age:g} s, which a save in"
+                " progress may be writing (--min-age 0 removes them)"
+            )
+        return line
+
+    def to_json(self) -> dict:
+        return {
+            "removed": sorted(self.removed),
+            "bytes_removed": sum(self.removed.values()),
+            "kept_young": sorted(self.kept_young),
+            "referenced": self.referenced,
+        }
+
+
+def twins(notebook: Path) -> list[Path]:
+    """The notebooks sharing ``notebook``'s sidecar: same directory and name, any notebook
+    suffix (``analysis.ipynb``, ``analysis.py``, ...), including ``notebook`` itself."""
+    return sorted(
+        notebook.with_suffix(suffix)
+        for suffix in jupytext.NOTEBOOK_EXTENSIONS
+        if notebook.with_suffix(suffix).is_file()
+    )
+
+
+def live_documents(notebook: Path) -> list[dict]:
+    """Every checkpoint document that may still be restored from ``notebook``'s sidecar."""
+    documents = [r.document for r in list_checkpoints(sidecar_dir(notebook))]
+    for twin in twins(notebook):
+        document = checkpoint_of(read_notebook(twin))
+        if document is not None:
+            documents.append(document)
+    return documents
+
+
+def referenced_keys(documents: list[dict], store: BlobStore) -> set[str]:
+    """The blobs these checkpoint documents need; NbelasticError if one cannot be read."""
+    keys: set[str] = set()
+    for document in documents:
+        try:
+            manifest_key = document["manifest"]
+            manifest = read_manifest(store, manifest_key)
+            executions = document["history"]["executions"]
+        except (KeyError, TypeError) as error:
+            raise NbelasticError(
+                f"a checkpoint of {store.root} is malformed ({error}): nothing was deleted; "
+                "fix or strip it first"
+            ) from None
+        except NbelasticError as error:
+            raise NbelasticError(
+                f"cannot tell which blobs a checkpoint of {store.root} uses ({error}): nothing "
+                "was deleted; restore the sidecar from git, or delete that checkpoint's record"
+            ) from None
+        keys.add(manifest_key)
+        keys.update(entry.key for entry in manifest.entries)
+        keys.update(e["rng"] for e in executions if e.get("rng"))
+    return keys
+
+
+def collect(
+    notebook: str | os.PathLike,
+    *,
+    min_age: float = DEFAULT_MIN_AGE,
+    dry_run: bool = False,
+    documents: list[dict] | None = None,
+) -> Collection:
+    """Remove the unreferenced blobs of ``notebook``'s sidecar (see the module docstring).
+
+    ``documents`` overrides which checkpoints count as live (``strip --sidecar`` passes the
+    ones that remain after it drops the notebook's own).
+    """
+    notebook = Path(notebook)
+    store = BlobStore(sidecar_dir(notebook))
+    live = live_documents(notebook) if documents is None else documents
+    needed = referenced_keys(live, store)
+    result = Collection(min_age, referenced=len(needed & store.keys()))
+    now = time.time()
+    for key in sorted(store.keys() - needed):
+        path = store.path(key)
+        try:
+            status = path.stat()
+        except FileNotFoundError:
+            continue
+        if now - status.st_mtime < min_age:
+            result.kept_young.append(key)
+            continue
+        if not dry_run:
+            try:
+                path.unlink()
+            except FileNotFoundError:
+                continue
+            except OSError as error:
+                raise NbelasticError(
+                    f"cannot delete {path} ({error.strerror or error}): fix the permissions "
+                    "and run gc again"
+                ) from None
+            with suppress(OSError):
+                path.parent.rmdir()  # only when it became empty
+        result.removed[key] = status.st_size
+    return result
+
+
+def remove_empty_sidecar(notebook: Path) -> bool:
+    """Delete ``notebook``'s sidecar when no checkpoint is left in it; True if it went.
+
+    Only what nbelastic writes is removed (empty blob directories, the history directory, the
+    manifest text); a directory holding anything else stays.
+    """
+    sidecar = sidecar_dir(notebook)
+    if not sidecar.is_dir() or BlobStore(sidecar).keys() or list_checkpoints(sidecar):
+        return False
+    with suppress(OSError):
+        (sidecar / "manifest.txt").unlink()
+    for directory in (*sorted((sidecar / "blobs").glob("*")), sidecar / "blobs"):
+        with suppress(OSError):
+            directory.rmdir()
+    with suppress(OSError):
+        history_dir(sidecar).rmdir()
+    try:
+        sidecar.rmdir()
+    except OSError:
+        return False
+    return True
+
+
+@dataclass
+class Stripped:
+    """What ``strip --sidecar`` did to one notebook and its sidecar."""
+
+    checkpoint_removed: bool
+    records_removed: list[str]
+    collection: Collection
+    sidecar_removed: bool
+
+    def to_json(self) -> dict:
+        return {
+            "checkpoint_removed": self.checkpoint_removed,
+            "records_removed": self.records_removed,
+            **self.collection.to_json(),
+            "sidecar_removed": self.sidecar_removed,
+        }
+
+    def summary(self) -> str:
+        parts = ["checkpoint removed" if self.checkpoint_removed else "no checkpoint"]
+        if self.records_removed:
+            parts.append(f"dropped {', '.join(self.records_removed)} from its history")
+        parts.append(self.collection.summary())
+        if self.sidecar_removed:
+            parts.append("sidecar deleted")
+        return "; ".join(parts)
+
+
+def strip_with_sidecar(notebook: str | os.PathLike) -> Stripped:
+    """Remove ``notebook``'s checkpoint, its records in the sidecar's history, and the blobs
+    no remaining checkpoint uses (a twin notebook's, an older save's); then the sidecar itself
+    if nothing is left in it. Checks every remaining checkpoint before changing anything."""
+    notebook = Path(notebook)
+    own = checkpoint_of(read_notebook(notebook))
+    own_digest = None if own is None else document_digest(own)
+    records = list_checkpoints(sidecar_dir(notebook))
+    remaining = [r.document for r in records if r.digest != own_digest]
+    for twin in twins(notebook):
+        document = checkpoint_of(read_notebook(twin)) if twin != notebook else None
+        if document is not None:
+            remaining.append(document)
+    store = BlobStore(sidecar_dir(notebook))
+    referenced_keys(remaining, store)  # fails, changing nothing, if one cannot be read
+    removed = strip_checkpoint(notebook)
+    dropped = []
+    for record in records:
+        if record.digest == own_digest:
+            with suppress(FileNotFoundError):
+                record.path.unlink()
+            dropped.append(record.id)
+    collection = collect(notebook, min_age=0, documents=remaining)
+    if not any(checkpoint_of(read_notebook(twin)) for twin in twins(notebook)):
+        with suppress(FileNotFoundError):  # it lists the stripped checkpoint's variables
+            (sidecar_dir(notebook) / "manifest.txt").unlink()
+    return Stripped(removed, dropped, collection, remove_empty_sidecar(notebook))
