@@ -395,3 +395,72 @@ def trust(notebook, yes) -> None:
     except NbelasticError as error:
         _fail(error)
     click.echo(f"{notebook}: signed; restoring it now loads everything")
+
+
+@main.group(name="git")
+def git_group() -> None:
+    """Readable git diffs of notebook state, like `nbstripout --install`.
+
+    \b
+    nbelastic git install     .gitattributes + this clone's git config
+    nbelastic git status      what is installed (exit 1 if nothing)
+    nbelastic git uninstall   remove both
+    """
+
+
+@git_group.command(name="install")
+@click.option(
+    "--strip",
+    is_flag=True,
+    help="Also strip the state from notebooks as git adds them (a clean filter).",
+)
+def git_install(strip) -> None:
+    """Set up diffs of notebooks, sidecar blobs and checkpoints in this repository."""
+    from nbelastic import git
+
+    try:
+        root = git.repository_root()
+        git.install(root, strip=strip)
+    except NbelasticError as error:
+        _fail(error)
+    click.echo(f"installed in {root}: commit .gitattributes; each clone runs this once")
+
+
+@git_group.command(name="uninstall")
+def git_uninstall() -> None:
+    """Remove what `nbelastic git install` set up in this repository."""
+    from nbelastic import git
+
+    try:
+        root = git.repository_root()
+        git.uninstall(root)
+    except NbelasticError as error:
+        _fail(error)
+    click.echo(f"uninstalled from {root}")
+
+
+@git_group.command(name="status")
+def git_status() -> None:
+    """Show whether this repository is set up; exit 1 if it is not."""
+    from nbelastic import git
+
+    try:
+        found = git.status(git.repository_root())
+    except NbelasticError as error:
+        _fail(error)
+    click.echo(found.summary())
+    if not found.installed:
+        sys.exit(EXIT_FAILED)
+
+
+@git_group.command(name="textconv")
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+def git_textconv(path) -> None:
+    """Print FILE as readable text for a diff (git runs this; no code in it runs)."""
+    from nbelastic.textconv import textconv
+
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        _fail(NbelasticError(f"cannot read {path} ({error.strerror or error}): check the path"))
+    sys.stdout.buffer.write(textconv(data).encode("utf-8"))

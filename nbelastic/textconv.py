@@ -1,0 +1,177 @@
+"""Readable text for git diffs of nbelastic files (``nbelastic git textconv FILE``).
+
+git runs a textconv command on both sides of a diff and compares the text it prints. For a
+notebook, its ``nbelastic`` metadata becomes one line per variable (type, size, fate, hash)
+and one per cell execution, so a diff shows variables added, changed and removed instead of
+re-indented JSON. For a sidecar blob, a summary of the value; for a checkpoint record, the same
+summary as the notebook's.
+
+Nothing here runs code from the file: JSON is parsed, ``.npy`` arrays are read with pickle
+disabled, and dill pickles are only scanned for the names of the classes and functions they
+refer to (pickletools reads opcodes; it does not unpickle). Whatever cannot be summarised is
+printed as it is: a textconv that fails would break ``git diff`` itself.
+"""
+
+from __future__ import annotations
+
+import ast
+import io
+import json
+import pickletools
+
+from nbelastic.notebook import METADATA_KEY
+from nbelastic.planner import format_bytes
+
+_BLOB_MAGIC = b"NBELASTIC-BLOB "
+_PREVIEW_CHARS = 300
+_PREVIEW_ITEMS = 8
+_MAX_NAMES = 12
+
+
+def textconv(data: bytes) -> str:
+    """The diff text of one file's bytes, whatever kind of nbelastic file it is."""
+    if data.startswith(_BLOB_MAGIC):
+        return describe_blob(data)
+    try:
+        parsed = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        return data.decode("utf-8", "replace")
+    if isinstance(parsed, dict) and isinstance(parsed.get("document"), dict):
+        return _describe_record(parsed)
+    if isinstance(parsed, dict) and isinstance(parsed.get("metadata"), dict):
+        return _describe_notebook(parsed)
+    return data.decode("utf-8")
+
+
+# --- notebooks and checkpoint records -----------------------------------------------------------
+
+
+def _describe_notebook(nb: dict) -> str:
+    """The notebook as nbformat writes it, with the checkpoint moved out as readable lines."""
+    document = nb["metadata"].pop(METADATA_KEY, None)
+    text = json.dumps(nb, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
+    if document is None:
+        return text
+    return text + "\n" + describe_document(document)
+
+
+def _describe_record(record: dict) -> str:
+    return f"nbelastic checkpoint record, saved {record.get('saved_at')}\n" + describe_document(
+        record["document"]
+    )
+
+
+def describe_document(document: object) -> str:
+    """A checkpoint document as lines that diff well: one per variable, one per execution."""
+    try:
+        lines = [
+            f"nbelastic checkpoint (format {document['format']}, {document['producer']})",
+            f"  store {document['store']}, manifest {document['manifest'][:12]}",
+            f"  plan {document['plan']['strategy']}: replay cells "
+            f"{', '.join(map(str, document['plan']['replay'])) or 'none'}, estimated restore "
+            f"{document['plan']['restore_seconds']:.2f} s",
+            "variables:",
+        ]
+        for name, info in sorted(document["variables"].items()):
+            digest = (info["hash"] or "-")[:16]
+            lines.append(
+                f"  {name}  {info['type']}  {format_bytes(info['size'])}  {info['action']}  "
+                f"{digest}"
+            )
+        lines.append("history:")
+        for execution in document["history"]["executions"]:
+            first = (execution["code"].strip().splitlines() or [""])[0][:60]
+            writes = ", ".join(execution["writes"]) or "-"
+            lines.append(f"  [{execution['id']}] {first}  -> {writes}")
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return json.dumps(document, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
+    return "\n".join(lines) + "\n"
+
+
+# --- blobs --------------------------------------------------------------------------------------
+
+
+def describe_blob(data: bytes) -> str:
+    """A sidecar blob: its codec, size and a summary of the value, without running its code."""
+    header, _, payload = data.partition(b"\n")
+    parts = header.decode("ascii", "replace").split(" ")
+    codec = parts[2] if len(parts) == 3 else "?"
+    title = f"nbelastic blob: {codec}, {format_bytes(len(payload))}"
+    describe = {
+        "json": _json_preview,
+        "npy": _npy_preview,
+        "module": lambda p: f"module {p.decode('utf-8', 'replace')}",
+        "manifest": lambda p: p.decode("utf-8", "replace").rstrip("\n"),
+        "dill": _pickle_preview,
+    }.get(codec)
+    try:
+        body = describe(payload) if describe else "(unknown codec)"
+    except Exception as error:  # a damaged payload: say so, never break git diff
+        body = f"(cannot summarise: {type(error).__name__})"
+    return f"{title}\n{body}\n"
+
+
+def _json_preview(payload: bytes) -> str:
+    """The type, its length, and the value on one line, cut at a readable length."""
+    value = json.loads(payload.decode("utf-8"))
+    kind = type(value).__name__
+    if isinstance(value, (list, dict, str)):
+        kind += f", {len(value)} {'characters' if isinstance(value, str) else 'items'}"
+    text = json.dumps(value, ensure_ascii=False)
+    if len(text) > _PREVIEW_CHARS:
+        text = text[:_PREVIEW_CHARS] + f" ... ({len(text) - _PREVIEW_CHARS} more characters)"
+    return f"{kind}\n{text}"
+
+
+def _npy_preview(payload: bytes) -> str:
+    """dtype, shape and the first values; numpy reads the array with pickle disabled."""
+    try:
+        import numpy
+    except ImportError:
+        return _npy_header(payload)
+    array = numpy.load(io.BytesIO(payload), allow_pickle=False)
+    flat = array.reshape(-1)[:_PREVIEW_ITEMS].tolist()
+    more = " ..." if array.size > _PREVIEW_ITEMS else ""
+    return f"ndarray dtype={array.dtype} shape={array.shape}\nfirst values: {flat}{more}"
+
+
+def _npy_header(payload: bytes) -> str:
+    """dtype and shape from the .npy header alone (a Python literal, read with literal_eval)."""
+    length_bytes = 2 if payload[6] == 1 else 4
+    start = 8 + length_bytes
+    length = int.from_bytes(payload[8:start], "little")
+    header = ast.literal_eval(payload[start : start + length].decode("latin1"))
+    return f"ndarray dtype={header['descr']} shape={tuple(header['shape'])}"
+
+
+def _pickle_preview(payload: bytes) -> str:
+    """The classes and functions a pickle refers to, read from its opcodes (not unpickled).
+
+    ``STACK_GLOBAL`` takes module and name from the two values pushed just before it, literal
+    strings or memo fetches; tracking those two (and the memo) is enough to name them.
+    """
+    names: list[str] = []
+    recent: list[object] = [None, None]  # the last two values pushed
+    memo: dict[int, object] = {}
+    for opcode, argument, _ in pickletools.genops(payload):
+        name = opcode.name
+        if name in ("SHORT_BINUNICODE", "BINUNICODE", "UNICODE", "BINUNICODE8"):
+            recent = [recent[1], argument]
+        elif name in ("BINGET", "LONG_BINGET", "GET"):
+            recent = [recent[1], memo.get(argument)]
+        elif name == "MEMOIZE":
+            memo[len(memo)] = recent[1]
+        elif name in ("BINPUT", "LONG_BINPUT", "PUT"):
+            memo[argument] = recent[1]
+        elif name == "STACK_GLOBAL":
+            module, qualname = recent
+            if isinstance(module, str) and isinstance(qualname, str):
+                names.append(f"{module}.{qualname}")
+            recent = [None, None]
+        elif name in ("GLOBAL", "INST"):
+            names.append(str(argument).replace(" ", "."))
+        elif opcode.stack_after:
+            recent = [recent[1], None]
+    unique = list(dict.fromkeys(names))
+    shown = ", ".join(unique[:_MAX_NAMES]) + (" ..." if len(unique) > _MAX_NAMES else "")
+    return f"dill pickle (not loaded: unpickling runs code)\nrefers to: {shown or 'builtins only'}"
