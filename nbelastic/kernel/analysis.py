@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import ast
 import dis
+import functools
+import getopt
 import re
 import types
 from collections.abc import Callable, Mapping
@@ -31,7 +33,15 @@ INERT_MAGICS = frozenset(
         "history", "magic", "pdoc", "pdef", "psource", "pfile", "xmode", "colors", "doctest_mode",
     }
 )  # fmt: skip
+# Options of the code magics, read as IPython reads them, so that what follows is the code.
+MAGIC_OPTIONS = {
+    "time": ("", ["no-raise-error"]),
+    "timeit": ("n:r:tcp:qov:", []),
+    "prun": ("D:l:rs:T:q", []),
+}
 DYNAMIC_BUILTINS = frozenset({"eval", "exec", "globals", "locals", "vars", "__import__"})
+# Inside a function only these reach the notebook's namespace (``locals()`` is the function's).
+DYNAMIC_IN_FUNCTIONS = frozenset({"eval", "exec", "globals"})
 _SHELL_EXPANSION = re.compile(r"\$(\w+)|\{([^{}]+)\}")
 _CONTAINER_SCAN_LIMIT = 100
 
@@ -83,6 +93,25 @@ class _NameVisitor(ast.NodeVisitor):
         else:
             self.names.deletes.add(node.id)
 
+    def visit_AugAssign(self, node: ast.AugAssign) -> None:
+        # ``x += 1`` reads x, though its target is parsed as a store only.
+        if isinstance(node.target, ast.Name):
+            self.names.loads.add(node.target.id)
+        self.generic_visit(node)
+
+    def visit_FunctionDef(self, node: ast.FunctionDef | ast.ClassDef) -> None:
+        self.names.stores.add(node.name)
+        self.generic_visit(node)
+
+    visit_AsyncFunctionDef = visit_ClassDef = visit_FunctionDef
+
+    def visit_Import(self, node: ast.Import | ast.ImportFrom) -> None:
+        for alias in node.names:
+            if alias.name != "*":
+                self.names.stores.add(alias.asname or alias.name.partition(".")[0])
+
+    visit_ImportFrom = visit_Import
+
     def visit_Global(self, node: ast.Global) -> None:
         self.names.loads.update(node.names)
         self.names.stores.update(node.names)
@@ -98,16 +127,17 @@ class _NameVisitor(ast.NodeVisitor):
     def _ipython_call(self, method: str, node: ast.Call) -> None:
         args = [a.value if isinstance(a, ast.Constant) else None for a in node.args]
         if method == "run_line_magic" and len(args) >= 2:
-            self._magic(args[0], args[1])
+            self._magic(args[0], args[1], "")
         elif method == "run_cell_magic" and len(args) >= 3:
-            self._magic(args[0], args[2])
+            self._magic(args[0], args[1], args[2])
         elif method in ("system", "getoutput") and args and isinstance(args[0], str):
             self._shell_command(args[0])
         elif method not in ("system", "getoutput"):
             self.names.dynamic = True
 
-    def _magic(self, name: object, code: object) -> None:
-        if name in CODE_MAGICS and isinstance(code, str):
+    def _magic(self, name: object, line: object, cell: object) -> None:
+        if name in CODE_MAGICS and isinstance(line, str) and isinstance(cell, str):
+            code = _code_after_options(name, line) + "\n" + cell if name in MAGIC_OPTIONS else cell
             self.names.merge(analyse_cell(self.transform(code), self.transform))
         elif name not in INERT_MAGICS:
             self.names.dynamic = True
@@ -119,6 +149,16 @@ class _NameVisitor(ast.NodeVisitor):
                 self.names.loads.add(simple)
             else:
                 self.names.merge(analyse_cell(expression))
+
+
+def _code_after_options(magic: str, line: str) -> str:
+    """The code in a code magic's line: ``%timeit -n 3 f(x)`` runs ``f(x)``."""
+    short, long = MAGIC_OPTIONS[magic]
+    try:
+        _, words = getopt.getopt(line.split(), short, long)
+    except getopt.GetoptError:  # not an option after all, e.g. ``%time -x``
+        return line
+    return " ".join(words)
 
 
 def _ipython_method(node: ast.Call) -> str | None:
@@ -163,6 +203,9 @@ def code_globals(code: types.CodeType) -> frozenset[str]:
 def transitive_reads(names: set[str], namespace: Mapping[str, object]) -> set[str]:
     """``names`` plus every global read by the user code reachable from them, transitively.
 
+    A function that calls ``eval``, ``exec`` or ``globals`` may read any variable: then every
+    name in the namespace is returned, as for a cell that does so itself.
+
     >>> ns = {"x": 1}
     >>> exec("def f(): return x * 10", ns)
     >>> ns["f"].__module__ = "__main__"
@@ -178,6 +221,8 @@ def transitive_reads(names: set[str], namespace: Mapping[str, object]) -> set[st
             if id(code) in seen_code:
                 continue
             seen_code.add(id(code))
+            if code_globals(code) & DYNAMIC_IN_FUNCTIONS:
+                return set(namespace)
             for name in code_globals(code):
                 if name in namespace and name not in result:
                     result.add(name)
@@ -209,11 +254,11 @@ def _user_code_of(value: object) -> list[types.CodeType]:
             for index, item in enumerate(items):
                 if index >= _CONTAINER_SCAN_LIMIT:
                     break
-                if callable(item):
+                if callable(item) or is_user_defined(type(item)):
                     pending.append(item)
         elif is_user_defined(type(obj)):
             pending.append(type(obj))
-        elif hasattr(obj, "func") and type(obj).__name__ == "partial":
+        elif isinstance(obj, functools.partial):  # not hasattr: a hostile __getattr__ may raise
             pending.append(obj.func)
     return codes
 
