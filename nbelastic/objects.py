@@ -222,16 +222,23 @@ def _code_digest(code: types.CodeType) -> str:
     """Hash of what a code object does, without its file name or line numbers."""
     hasher = xxhash.xxh3_64()
     hasher.update(code.co_code)
+    signature = (code.co_argcount, code.co_posonlyargcount, code.co_kwonlyargcount, code.co_flags)
+    hasher.update(repr(signature).encode())
     for names in (code.co_names, code.co_varnames, code.co_freevars, code.co_cellvars):
         hasher.update("\x00".join(names).encode("utf-8", "surrogatepass") + b"\x01")
     for const in code.co_consts:
-        if isinstance(const, types.CodeType):
-            hasher.update(_code_digest(const).encode())
-        elif isinstance(const, frozenset):
-            hasher.update(repr(sorted(const, key=repr)).encode("utf-8", "surrogatepass"))
-        else:
-            hasher.update(marshal.dumps(const) if type(const) in _SCALARS else b"?")
+        hasher.update(_const_digest(const))
     return hasher.hexdigest()
+
+
+def _const_digest(const: object) -> bytes:
+    if isinstance(const, types.CodeType):
+        return _code_digest(const).encode()
+    if isinstance(const, frozenset):  # ``x in {"a", "b"}``: sorted, as set order varies
+        return repr(sorted(const, key=repr)).encode("utf-8", "surrogatepass")
+    if isinstance(const, tuple):  # ``return (1, 2)``, ``x in (1, 2)``: folded into one constant
+        return b"(" + b"".join(_const_digest(item) for item in const) + b")"
+    return marshal.dumps(const) if type(const) in _SCALARS else b"?"
 
 
 def _function(walker: _Walker, fn: types.FunctionType) -> None:

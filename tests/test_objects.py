@@ -121,6 +121,37 @@ def test_builtin_subclasses_hash_their_contents(a, b):
     assert digest(a) != digest(b)
 
 
+def function_from(source: str):
+    """Function ``f`` defined by ``source`` as a notebook cell would define it."""
+    namespace: dict = {"__name__": "__main__"}
+    exec(textwrap.dedent(source), namespace)
+    return namespace["f"]
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        ("def f(): return 1", "def f(): return 2"),
+        ("def f(): return (1, 2)", "def f(): return (1, 3)"),
+        ("def f(x): return x in (1, (2, 'a'))", "def f(x): return x in (1, (2, 'b'))"),
+        ("def f(x): return x in {'a', 'b'}", "def f(x): return x in {'a', 'c'}"),
+        ("def f(a, b): return a", "def f(a, *, b): return a"),
+        ("def f(a, b): return a", "def f(a, /, b): return a"),
+        ("def f(): return g", "def f(): return h"),
+    ],
+    ids=["constant", "tuple constant", "nested tuple constant", "set constant",
+         "keyword-only", "positional-only", "global read"],
+)  # fmt: skip
+def test_functions_that_differ_hash_differently(a, b):
+    assert digest(function_from(a)) != digest(function_from(b))
+
+
+def test_the_same_function_defined_twice_hashes_equal_wherever_it_is_defined():
+    source = "def f(x, k=(1, 'a')):\n    return x in {'p', 'q'} or k"
+
+    assert digest(function_from(source)) == digest(function_from("\n\n\n" + source))
+
+
 def test_large_ints_hash_without_decimal_conversion_limits():
     big = 10**5000
 
@@ -148,6 +179,10 @@ CROSS_PROCESS_SCRIPT = textwrap.dedent(
         def norm(self):
             return abs(self.x) * self.scale
 
+        def label(self, unit="m", *, digits=2):
+            kind = "tagged" if self.tags & {"a", "b"} else "plain"
+            return f"{self.x:.{digits}f} {unit}", kind, (1.5, "x", (None, b"y"))
+
     def values():
         return {
             "strings": {
@@ -169,6 +204,7 @@ CROSS_PROCESS_SCRIPT = textwrap.dedent(
 
     hashes = {name: profile(value).hash for name, value in values().items()}
     hashes["notebook class instance"] = profile(Point(-3, {"a", "b", "c"})).hash
+    hashes["notebook function"] = profile(Point.label).hash
     print(json.dumps(hashes))
     """
 )
@@ -200,7 +236,14 @@ def cross_process_values() -> dict:
 
 @pytest.mark.parametrize(
     "name",
-    ["strings", "numpy", "numpy strings", "dataframe", "notebook class instance"],
+    [
+        "strings",
+        "numpy",
+        "numpy strings",
+        "dataframe",
+        "notebook class instance",
+        "notebook function",
+    ],
 )
 def test_hash_is_the_same_in_processes_with_different_hash_seeds(hashes_in_other_processes, name):
     first, second = hashes_in_other_processes
