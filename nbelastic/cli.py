@@ -26,6 +26,17 @@ def _fail(error: NbelasticError) -> None:
     sys.exit(EXIT_BAD_INPUT)
 
 
+def _every(ctx, param, value):
+    if value is None:
+        return None
+    from nbelastic.headless import parse_every
+
+    try:
+        return parse_every(value)
+    except ValueError as error:
+        raise click.BadParameter(str(error)) from None
+
+
 def _notebook_argument(function):
     return click.argument("notebook", type=click.Path(dir_okay=False, path_type=Path))(function)
 
@@ -88,28 +99,62 @@ def main() -> None:
     help="Store bandwidth for the cost model, e.g. 100MB/s (default: measured).",
 )
 @click.option("--allow-errors", is_flag=True, help="Keep going after a cell raises.")
+@click.option(
+    "--checkpoint-every",
+    "every",
+    callback=_every,
+    metavar="cell|SECONDS",
+    help="Also save between cells: after each one, or once SECONDS have passed.",
+)
+@click.option(
+    "--resume",
+    is_flag=True,
+    help="Continue an interrupted run from its last checkpoint, with the next cell.",
+)
 @click.option("-q", "--quiet", is_flag=True, help="Only errors.")
 @click.option("--json", "as_json", is_flag=True, help="Print the save report as JSON.")
-def run(notebook, output, plan, bandwidth, allow_errors, quiet, as_json) -> None:
-    """Execute every cell of NOTEBOOK in a new kernel and save the state into it."""
-    from nbelastic.driver import run_notebook
+def run(notebook, output, plan, bandwidth, allow_errors, every, resume, quiet, as_json) -> None:
+    """Execute every cell of NOTEBOOK in a new kernel and save the state into it.
+
+    With --checkpoint-every the state is saved along the way; if the run is killed (the
+    kernel or this command), `nbelastic run NOTEBOOK --resume` restores the last checkpoint in
+    a new kernel and runs the cells after it.
+    """
+    from nbelastic.driver import KernelDiedError
+    from nbelastic.headless import run as run_headless
 
     target = output or notebook
     try:
         with Progress(enabled=not (quiet or as_json)) as echo:
-            outcome = run_notebook(
+            outcome = run_headless(
                 notebook,
                 target,
                 plan=plan,
                 bandwidth=bandwidth,
                 allow_errors=allow_errors,
+                checkpoint_every=every,
+                resume=resume,
                 echo=echo,
             )
+    except KernelDiedError as error:
+        click.echo(f"nbelastic: {error}", err=True)
+        sys.exit(EXIT_FAILED)
     except NbelasticError as error:
         _fail(error)
     report = outcome.report
     if as_json:
-        click.echo(json.dumps({**report, "failed_cell": outcome.failed_cell}, indent=1))
+        click.echo(
+            json.dumps(
+                {
+                    **report,
+                    "failed_cell": outcome.failed_cell,
+                    "cells_run": outcome.cells_run,
+                    "cells_total": outcome.cells_total,
+                    "resumed_from": outcome.resumed_from,
+                },
+                indent=1,
+            )
+        )
     elif not quiet:
         click.echo(_save_summary(target, report, outcome.seconds))
     if outcome.failed_cell is not None:

@@ -24,11 +24,16 @@ from jupyter_client.manager import KernelManager
 
 from nbelastic.checkpoints import find_checkpoint
 from nbelastic.errors import NbelasticError
-from nbelastic.notebook import read_notebook, sidecar_dir, write_notebook
+from nbelastic.notebook import sidecar_dir
 from nbelastic.restore import open_checkpoint
 
 RESULT_MARKER = "NBELASTIC-RESULT "
 STARTUP_TIMEOUT = 60
+_POLL_SECONDS = 1.0
+
+
+class KernelDiedError(NbelasticError):
+    """The kernel process ended while it was running code (killed, crashed, out of memory)."""
 
 
 class _ThisPython(KernelSpecManager):
@@ -122,17 +127,37 @@ class Kernel:
                 content = message["content"]
                 result.error = f"{content['ename']}: {content['evalue']}"
 
-        try:
-            reply = self.client.execute_interactive(
-                code, silent=silent, store_history=not silent, timeout=timeout, output_hook=hook
-            )
-        except (TimeoutError, queue.Empty) as error:
-            raise NbelasticError(f"the kernel did not answer within {timeout} s") from error
+        msg_id = self.client.execute(code, silent=silent, store_history=not silent)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:  # outputs until the kernel is idle again
+            message = self._next(self.client.get_iopub_msg, deadline, timeout)
+            if message["parent_header"].get("msg_id") != msg_id:
+                continue
+            hook(message)
+            if message["msg_type"] == "status" and message["content"]["execution_state"] == "idle":
+                break
+        reply = self._next(self.client.get_shell_msg, deadline, timeout)
+        while reply["parent_header"].get("msg_id") != msg_id:
+            reply = self._next(self.client.get_shell_msg, deadline, timeout)
         result.execution_count = reply["content"].get("execution_count")
         if reply["content"]["status"] == "error" and result.error is None:
             content = reply["content"]
             result.error = f"{content.get('ename', 'Error')}: {content.get('evalue', '')}"
         return result
+
+    def _next(self, receive: Callable[..., dict], deadline: float | None, timeout) -> dict:
+        """The next message from one channel; checks every second that the kernel still lives,
+        so a kernel killed mid-cell ends the wait instead of hanging it forever."""
+        while True:
+            try:
+                return receive(timeout=_POLL_SECONDS)
+            except queue.Empty:
+                if not self.manager.is_alive():
+                    raise KernelDiedError(
+                        "the kernel died while running code (killed, crashed or out of memory)"
+                    ) from None
+                if deadline is not None and time.monotonic() > deadline:
+                    raise NbelasticError(f"the kernel did not answer within {timeout} s") from None
 
     def call(
         self, operation: str, arguments: dict, on_stderr: Callable[[str], None] | None = None
@@ -179,57 +204,6 @@ def notebook_kernel(notebook: Path) -> Iterator[Kernel]:
         yield kernel
 
 
-@dataclass
-class RunOutcome:
-    """A headless run: the kernel-side save report and where execution stopped, if it did."""
-
-    report: dict
-    seconds: float
-    failed_cell: int | None = None
-    error: str | None = None
-
-
-def run_notebook(
-    source: Path,
-    target: Path,
-    *,
-    plan: str = "optimal",
-    bandwidth: float | None = None,
-    allow_errors: bool = False,
-    echo: Callable[[str], None] = lambda text: None,
-) -> RunOutcome:
-    """Execute ``source``'s code cells in a new kernel, write them with outputs to ``target``
-    (keeping any previous checkpoint until the new one replaces it), then save the state."""
-    notebook = read_notebook(source)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    cells = [cell for cell in notebook.cells if cell.cell_type == "code"]
-    started = time.perf_counter()
-    failed_cell = error = None
-    with notebook_kernel(target) as kernel:
-        _load_extension(kernel)
-        for number, cell in enumerate(cells, start=1):
-            cell_started = time.perf_counter()
-            result = kernel.execute(cell.source)
-            cell.outputs = result.outputs
-            cell.execution_count = result.execution_count
-            echo(
-                f"cell {number}/{len(cells)} ran in {time.perf_counter() - cell_started:.2f} s"
-                + (f": {result.error}" if result.error else "")
-            )
-            if result.error and not allow_errors:
-                failed_cell, error = number, result.error
-                break
-        seconds = time.perf_counter() - started
-        write_notebook(target, notebook, keep_checkpoint_of=target)
-        echo("saving the state ...")
-        report = kernel.call(
-            "save",
-            {"notebook": str(target.resolve()), "plan": plan, "bandwidth": bandwidth},
-            on_stderr=lambda text: echo(text.rstrip()),
-        )
-    return RunOutcome(report, seconds, failed_cell, error)
-
-
 def restore_notebook(
     notebook: Path,
     *,
@@ -245,11 +219,12 @@ def restore_notebook(
     arguments = {"notebook": str(notebook.resolve())} | ({} if at is None else {"at": at})
     arguments |= {"trust": True} if trust else {}
     with notebook_kernel(notebook) as kernel:
-        _load_extension(kernel)
+        load_extension(kernel)
         return kernel.call("restore", arguments, on_stderr=lambda text: echo(text.rstrip()))
 
 
-def _load_extension(kernel: Kernel) -> None:
+def load_extension(kernel: Kernel) -> None:
+    """``%load_ext nbelastic`` in ``kernel``; NbelasticError if it fails."""
     result = kernel.execute("%load_ext nbelastic", silent=True)
     if result.error:
         raise NbelasticError(f"the kernel could not load nbelastic: {result.error}")
