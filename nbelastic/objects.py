@@ -206,9 +206,16 @@ def _set(walker: _Walker, obj: set | frozenset) -> None:
     if isinstance(obj, set):
         walker.tokens.add(id(obj))
     digests = []
+    known = len(walker.memo)
     for element in obj:
+        # Objects met before the set (the set itself, a parent holding it) stay back-references
+        # inside an element, or a cycle through the set is walked without end. What an element
+        # adds to the memo is dropped after it: the next element must not depend on it.
         sub = _Walker()
+        sub.memo, sub.keep = walker.memo, walker.keep
         sub.walk(element)
+        while len(walker.memo) > known:
+            walker.memo.popitem()
         walker.tokens |= sub.tokens
         walker.size += sub.size
         if sub.opaque:

@@ -205,6 +205,17 @@ CROSS_PROCESS_SCRIPT = textwrap.dedent(
     hashes = {name: profile(value).hash for name, value in values().items()}
     hashes["notebook class instance"] = profile(Point(-3, {"a", "b", "c"})).hash
     hashes["notebook function"] = profile(Point.label).hash
+
+    class Node:
+        def __init__(self, name, parent=None):
+            self.name, self.parent, self.children = name, parent, set()
+            if parent is not None:
+                parent.children.add(self)
+
+    root = Node("root")
+    for i in range(4):
+        Node(f"leaf{i}", Node(f"inner{i}", root))
+    hashes["tree with child sets"] = profile(root).hash
     print(json.dumps(hashes))
     """
 )
@@ -243,6 +254,7 @@ def cross_process_values() -> dict:
         "dataframe",
         "notebook class instance",
         "notebook function",
+        "tree with child sets",
     ],
 )
 def test_hash_is_the_same_in_processes_with_different_hash_seeds(hashes_in_other_processes, name):
@@ -635,6 +647,43 @@ def test_equal_cycles_hash_equal_and_differ_from_the_unrolled_value():
     assert digest(cycle()) != digest({"name": "n", "self": {"name": "n", "self": None}})
 
 
+class TreeNode:
+    def __init__(self, name, parent=None):
+        self.name, self.parent, self.children = name, parent, set()
+        if parent is not None:
+            parent.children.add(self)
+
+
+def tree() -> TreeNode:
+    root = TreeNode("root")
+    for i in range(3):
+        inner = TreeNode(f"inner{i}", root)
+        for j in range(3):
+            TreeNode(f"leaf{i}{j}", inner)
+    return root
+
+
+def test_a_cycle_through_a_set_is_walked_once():
+    """Children in a set pointing back to their parent: each set element used to walk the
+    parent again, and its set, without end."""
+    root = tree()
+
+    result = profile(root)
+
+    assert result.unstorable == ""
+    assert result.hash == digest(tree())
+
+
+def test_a_change_deep_in_a_cycle_through_a_set_changes_the_hash():
+    root = tree()
+    before = digest(root)
+
+    leaf = next(iter(next(iter(root.children)).children))
+    leaf.name = "renamed"
+
+    assert digest(root) != before
+
+
 def test_objects_referring_to_each_other_hash():
     a, b = Attrs(), Attrs()
     a.x, b.x = b, a
@@ -645,7 +694,7 @@ def test_objects_referring_to_each_other_hash():
 
 def test_a_deep_chain_does_not_hit_the_recursion_limit():
     value: list = []
-    for _ in range(sys.getrecursionlimit() * 5):
+    for _ in range(sys.getrecursionlimit() * 2):
         value = [value]
 
     assert digest(value) is not None
