@@ -2,8 +2,9 @@
 
 Programs are drawn over a few names with their kinds tracked, so every cell is valid where it
 stands: assignments, in-place mutations, aliases, containment, deletes, and notebook functions
-that read a global which is later reassigned. Whatever the plan, the restored namespace must be
-the original one (described without nbelastic, see kernel_probe.py).
+that read a global which is later reassigned or append to a global list. Whatever the plan,
+the restored namespace must be the original one (described without nbelastic, see
+kernel_probe.py).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ pytestmark = pytest.mark.kernel
 
 VARIABLES = ("a", "b", "c", "d")
 FUNCTIONS = ("f", "g")
+MUTATORS = ("h",)
 PLANS = ("optimal", "store-all", "recompute-all")
 
 
@@ -35,12 +37,16 @@ class Program:
     cells: list[str] = field(default_factory=list)
     kinds: dict[str, str] = field(default_factory=dict)  # variable -> int | list | dict | str
     reads: dict[str, str] = field(default_factory=dict)  # function -> the global it reads
+    appends_to: dict[str, str] = field(default_factory=dict)  # mutator -> the list it grows
 
     def of_kind(self, *kinds: str) -> list[str]:
         return sorted(name for name, kind in self.kinds.items() if kind in kinds)
 
     def callable_functions(self) -> list[str]:
         return sorted(fn for fn, name in self.reads.items() if name in self.kinds)
+
+    def callable_mutators(self) -> list[str]:
+        return sorted(fn for fn, name in self.appends_to.items() if self.kinds.get(name) == "list")
 
 
 small_ints = st.integers(-3, 300)
@@ -119,6 +125,17 @@ def call_function(draw, program: Program) -> str:
     return f"{name} = {fn}()"
 
 
+def define_mutator(draw, program: Program) -> str:
+    fn = draw(st.sampled_from(MUTATORS))
+    target = draw(st.sampled_from(program.of_kind("list")))
+    program.appends_to[fn] = target
+    return f"def {fn}():\n    {target}.append(len({target}))"
+
+
+def call_mutator(draw, program: Program) -> str:
+    return f"{draw(st.sampled_from(program.callable_mutators()))}()"
+
+
 def reassign_read_global(draw, program: Program) -> str:
     fn = draw(st.sampled_from(sorted(program.reads)))
     name = program.reads[fn]
@@ -135,7 +152,7 @@ def valid_operations(program: Program) -> list[Operation]:
     if program.of_kind("int"):
         ops.append(increment)
     if program.of_kind("list"):
-        ops.append(append)
+        ops += [append, define_mutator]
     if program.of_kind("list", "dict"):
         ops.append(set_item)
     if program.of_kind("dict"):
@@ -144,6 +161,8 @@ def valid_operations(program: Program) -> list[Operation]:
         ops += [alias, contain, delete, define_function]
     if program.callable_functions():
         ops.append(call_function)
+    if program.callable_mutators():
+        ops.append(call_mutator)
     if program.reads:
         ops.append(reassign_read_global)
     return ops
