@@ -100,6 +100,11 @@ def main() -> None:
 )
 @click.option("--allow-errors", is_flag=True, help="Keep going after a cell raises.")
 @click.option(
+    "--store",
+    metavar="URL|DIR",
+    help="Store the variables there (e.g. s3://bucket/prefix) instead of next to NOTEBOOK.",
+)
+@click.option(
     "--checkpoint-every",
     "every",
     callback=_every,
@@ -113,7 +118,9 @@ def main() -> None:
 )
 @click.option("-q", "--quiet", is_flag=True, help="Only errors.")
 @click.option("--json", "as_json", is_flag=True, help="Print the save report as JSON.")
-def run(notebook, output, plan, bandwidth, allow_errors, every, resume, quiet, as_json) -> None:
+def run(
+    notebook, output, plan, bandwidth, allow_errors, store, every, resume, quiet, as_json
+) -> None:
     """Execute every cell of NOTEBOOK in a new kernel and save the state into it.
 
     With --checkpoint-every the state is saved along the way; if the run is killed (the
@@ -135,6 +142,7 @@ def run(notebook, output, plan, bandwidth, allow_errors, every, resume, quiet, a
                 checkpoint_every=every,
                 resume=resume,
                 echo=echo,
+                store=store,
             )
     except KernelDiedError as error:
         click.echo(f"nbelastic: {error}", err=True)

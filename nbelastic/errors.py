@@ -21,6 +21,10 @@ class CheckpointFormatError(NbelasticError):
     """The checkpoint metadata or manifest is malformed or written by a newer nbelastic."""
 
 
+class HistoryFormatError(CheckpointFormatError, ValueError):
+    """The history graph of a checkpoint is malformed (a ValueError too, as it always was)."""
+
+
 class BlobMissingError(NbelasticError):
     """A blob named by the manifest is not in the sidecar store."""
 

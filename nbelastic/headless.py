@@ -29,6 +29,7 @@ import nbformat
 
 from nbelastic.driver import Kernel, KernelDiedError, load_extension, notebook_kernel
 from nbelastic.errors import NbelasticError, StoreWriteError
+from nbelastic.lock import notebook_lock
 from nbelastic.notebook import read_notebook, sidecar_dir, write_notebook
 
 STATE_FILE = "run.json"
@@ -86,6 +87,7 @@ def run(
     checkpoint_every: float | None = None,
     resume: bool = False,
     echo: Callable[[str], None] = lambda text: None,
+    store: str | None = None,
 ) -> RunOutcome:
     """Execute ``source``'s code cells in a new kernel, write them with outputs to ``target``
     (keeping its checkpoint until a new one replaces it), and save the state into it."""
@@ -98,6 +100,7 @@ def run(
         _keep_outputs(target, cells, start)
     target.parent.mkdir(parents=True, exist_ok=True)
     save_arguments = {"notebook": str(target.resolve()), "plan": plan, "bandwidth": bandwidth}
+    save_arguments |= {"store": store} if store else {}
     started = time.perf_counter()
     failed_cell = error = None
     done = start
@@ -218,7 +221,8 @@ def _save(
     echo: Callable[[str], None],
 ) -> dict:
     """Write the notebook with its outputs so far, save the state, then record the run."""
-    write_notebook(target, notebook, keep_checkpoint_of=target)
+    with notebook_lock(target):  # a save running meanwhile keeps its checkpoint
+        write_notebook(target, notebook, keep_checkpoint_of=target)
     report = kernel.call("save", arguments, on_stderr=lambda text: echo(text.rstrip()))
     _write_state(
         target, RunState(done, len(cells), report["checkpoint"], _code_digest(cells[:done]))

@@ -24,6 +24,8 @@ import re
 from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
 
+from nbelastic.errors import HistoryFormatError
+
 PREEXISTING_CODE = "# state that existed before nbelastic started watching"
 UNMONITORED_CODE = "# changed outside a monitored cell"
 _VERSION = re.compile(r"[1-9][0-9]*")  # the checkpoint schema's rule: no 0, no leading zeros
@@ -221,19 +223,34 @@ class History:
 
     @classmethod
     def from_json(cls, data: Mapping) -> History:
-        """Rebuild a history from ``to_json`` output (validated upstream by the schema)."""
+        """Rebuild a history from ``to_json`` output.
+
+        The data comes from a notebook, which may be damaged or hostile, so anything else
+        raises HistoryFormatError (an NbelasticError, and a ValueError) whatever its shape.
+        """
         history = cls()
-        for item in data["executions"]:
-            execution = Execution.from_json(item)
-            history._append(execution)
-            for snap in execution.writes:
-                previous = history._last_version.get(snap.name, 0)
-                history._last_version[snap.name] = max(previous, snap.version)
-        history.active = {name: Snapshot(name, int(v)) for name, v in data["active"].items()}
+        try:
+            for item in data["executions"]:
+                execution = Execution.from_json(item)
+                history._append(execution)
+                for snap in execution.writes:
+                    previous = history._last_version.get(snap.name, 0)
+                    history._last_version[snap.name] = max(previous, snap.version)
+            active = data["active"].items()
+            history.active = {name: Snapshot(name, int(v)) for name, v in active}
+        except (AttributeError, KeyError, TypeError, ValueError) as error:
+            raise _malformed(f"{type(error).__name__}: {error}") from None
         missing = [str(s) for s in history.active.values() if s not in history._writers]
         if missing:
-            raise ValueError(f"active snapshots without a writer: {', '.join(missing)}")
+            raise _malformed(f"active snapshots without a writer: {', '.join(missing)}")
         return history
+
+
+def _malformed(problem: str) -> HistoryFormatError:
+    return HistoryFormatError(
+        f"the checkpoint's history graph is malformed ({problem[:200]}): save again from a "
+        "kernel that still holds the state, or remove the checkpoint with `nbelastic strip`"
+    )
 
 
 def linked_groups(reachable: Mapping[str, Iterable[Hashable]]) -> list[tuple[str, ...]]:

@@ -33,6 +33,7 @@ import xxhash
 
 _SCALARS = frozenset({type(None), bool, int, float, complex, str, bytes, type(Ellipsis)})
 _FAST_LIST_MIN = 64
+_MEMO_STRING_MAX = 40
 _MAIN = "__main__"
 
 
@@ -92,6 +93,7 @@ class _Walker:
         self.opaque = False
         self.unstorable = ""
         self.stack: list[object] = []
+        self.strings_seen: set[str] = set()
 
     def write(self, tag: bytes, text: str = "") -> None:
         self.hasher.update(tag)
@@ -131,7 +133,13 @@ class _Walker:
         cls = type(obj)
         if cls is str:
             self.write(b"s", obj)
-            self.size += len(obj) + 5
+            # pickle writes a repeated short string (an attribute name) once, then a 2-byte ref
+            if len(obj) <= _MEMO_STRING_MAX and obj in self.strings_seen:
+                self.size += 2
+            else:
+                self.size += len(obj) + 5
+                if len(obj) <= _MEMO_STRING_MAX:
+                    self.strings_seen.add(obj)
         elif cls is int:
             self.hasher.update(b"i")
             self.hasher.update(obj.to_bytes((obj.bit_length() + 8) // 8, "little", signed=True))
@@ -189,6 +197,9 @@ def _pickled_size(items: list | tuple) -> int:
 
 
 def _dict(walker: _Walker, obj: dict) -> None:
+    if _is_module_namespace(obj):  # globals() kept in a variable: the module, not its contents
+        walker.write(b"n", f"namespace of {obj['__name__']}")
+        return
     walker.write(b"D", str(len(obj)))
     walker.tokens.add(id(obj))
     walker.size += 4
@@ -197,6 +208,11 @@ def _dict(walker: _Walker, obj: dict) -> None:
         items.append(key)
         items.append(value)
     walker.push_all(items)
+
+
+def _is_module_namespace(obj: dict) -> bool:
+    name = obj.get("__name__")
+    return isinstance(name, str) and getattr(sys.modules.get(name), "__dict__", None) is obj
 
 
 def _set(walker: _Walker, obj: set | frozenset) -> None:
@@ -277,6 +293,13 @@ def _named(walker: _Walker, obj: object) -> None:
     walker.size += 40
 
 
+# Class attributes that are not the user's: ``__slotnames__`` is a cache copyreg adds on first
+# pickling, so hashing it would make a class look changed after it was merely saved.
+_CLASS_BOOKKEEPING = frozenset(
+    {"__dict__", "__weakref__", "__module__", "__doc__", "__qualname__", "__slotnames__"}
+)
+
+
 def _class(walker: _Walker, cls: type) -> None:
     if not is_user_defined(cls):
         _named(walker, cls)
@@ -285,8 +308,9 @@ def _class(walker: _Walker, cls: type) -> None:
     walker.tokens.add(id(cls))
     walker.size += 500
     members: list = []
-    for key, value in cls.__dict__.items():
-        if key in ("__dict__", "__weakref__", "__module__", "__doc__", "__qualname__"):
+    # Sorted: a class rebuilt by unpickling may list its members in another order.
+    for key, value in sorted(cls.__dict__.items()):
+        if key in _CLASS_BOOKKEEPING:
             continue
         members.append(key)
         if isinstance(value, property):
@@ -295,8 +319,9 @@ def _class(walker: _Walker, cls: type) -> None:
             members.append(value.__func__)
         else:
             members.append(value)
-    members.append([base for base in cls.__bases__ if base is not object])
-    walker.push_all(members)
+    bases = [base for base in cls.__bases__ if base is not object]
+    walker.write(b"B", str(len(bases)))
+    walker.push_all(members + bases)
 
 
 def _opaque(reason: str) -> Callable[[_Walker, object], None]:
@@ -315,8 +340,10 @@ def _object(walker: _Walker, obj: object) -> None:
     walker.tokens.add(id(obj))
     if is_user_defined(cls):
         walker.stack.append(cls)
-    if _has_default_pickling(cls) and hasattr(obj, "__dict__"):
-        walker.push_all([vars(obj), _slot_values(obj)])
+    slots = _slot_values(obj)
+    if _has_default_pickling(cls) and (hasattr(obj, "__dict__") or slots):
+        walker.write(b"sl", str(len(slots)))
+        walker.push_all([getattr(obj, "__dict__", None), *slots])
         walker.size += 60
         return
     try:
@@ -329,9 +356,14 @@ def _object(walker: _Walker, obj: object) -> None:
         walker.tokens.discard(id(obj))  # a global singleton such as pandas.NA: pickled by name
         return
     walker.keep.append(reduced)
+    # The lists built here from pickle's item iterators are ours, not the user's: their items
+    # are pushed inline, so no short-lived object's id can become an identity token.
     parts = list(reduced[1:3])
     for extra in reduced[3:5]:
-        parts.append(list(extra) if extra is not None else None)
+        items = list(extra) if extra is not None else []
+        walker.keep.append(items)
+        walker.write(b"I", str(len(items)))
+        parts.extend(items)
     walker.size += 60
     walker.push_all(parts)
 
@@ -381,10 +413,11 @@ def _ndarray(walker: _Walker, arr) -> None:
         # pickle saves, which copies the buffer but misses nothing.
         _object(walker, arr)
         return
-    walker.size += arr.nbytes + 128
+    walker.size += 128
     if arr.dtype.hasobject:
-        walker.push_all(list(arr.flat))
+        walker.push_all(list(arr.flat))  # the pointers are not stored, only the objects
         return
+    walker.size += arr.nbytes
     if arr.ndim == 0 or arr.flags.c_contiguous:
         walker.hasher.update(arr.reshape(-1).view(np.uint8))
         return
@@ -410,6 +443,27 @@ def _numpy_value(walker: _Walker, obj) -> None:
     walker.size += 32
 
 
+def _torch_tensor(walker: _Walker, tensor) -> None:
+    """Tensors (and Parameters): their bytes, dtype, shape and grad flag, read without autograd."""
+    import torch
+
+    data = tensor.detach()
+    if data.layout != torch.strided or data.is_quantized:
+        _object(walker, tensor)
+        return
+    walker.write(
+        b"Tt",
+        f"{type_name(tensor)}|{data.dtype}|{tuple(data.shape)}|{tensor.requires_grad}",
+    )
+    walker.tokens.add(id(tensor))
+    walker.tokens.add(("torch-storage", data.untyped_storage().data_ptr()))
+    flat = data.cpu().reshape(-1).contiguous()
+    if flat.numel():
+        walker.hasher.update(flat.view(torch.uint8).numpy())
+    walker.size += data.element_size() * data.nelement() + 400
+    walker.stack.append(tensor.grad if tensor.is_leaf else None)
+
+
 def _pandas(walker: _Walker, obj) -> None:
     import pandas as pd
 
@@ -420,17 +474,17 @@ def _pandas(walker: _Walker, obj) -> None:
             walker.write(b"c", repr(list(obj.columns)) + repr(list(map(str, obj.dtypes))))
             walker.write(b"n", repr([list(axis.names) for axis in obj.axes]))
             row_hashes = pd.util.hash_pandas_object(obj, index=True)
-            walker.size += int(obj.memory_usage(deep=True).sum())
+            walker.size += _pandas_size(obj)
             blocks = [block.values for block in obj._mgr.blocks]
         elif isinstance(obj, pd.Series):
             walker.write(b"c", f"{obj.name!r}|{obj.dtype}|{list(obj.index.names)!r}")
             row_hashes = pd.util.hash_pandas_object(obj, index=True)
-            walker.size += int(obj.memory_usage(deep=True))
+            walker.size += _pandas_size(obj)
             blocks = [obj._values]
         else:
             walker.write(b"c", f"{obj.name!r}|{obj.dtype}|{obj.names!r}")
             row_hashes = pd.util.hash_pandas_object(obj)
-            walker.size += int(obj.memory_usage(deep=True))
+            walker.size += _pandas_size(obj)
             blocks = [obj._values]
     except (TypeError, ValueError, AttributeError):
         # Unhashable cells (lists inside an object column) or an unusual layout: fall back to
@@ -438,12 +492,52 @@ def _pandas(walker: _Walker, obj) -> None:
         _object(walker, obj)
         return
     walker.hasher.update(row_hashes.to_numpy().view("uint8"))
-    walker.stack.append(dict(obj.attrs) if hasattr(obj, "attrs") else None)
+    walker.stack.append(getattr(obj, "attrs", None))
     for values in blocks:
         base = getattr(values, "_ndarray", values)
         while getattr(base, "base", None) is not None and type(base.base).__name__ == "ndarray":
             base = base.base
         walker.tokens.add(id(base))
+
+
+# What ``memory_usage(deep=True)`` counts per Python string cell beyond what pickle writes:
+# the object header (49 bytes for ASCII) and the 8-byte pointer, less pickle's own 3 bytes.
+_PYTHON_CELL_OVERHEAD = 54
+
+
+def _pandas_size(obj) -> int:
+    """Bytes a pickle of ``obj`` takes, estimated from pandas' own memory accounting."""
+    import pandas as pd
+
+    def holds_python_objects(dtype) -> bool:
+        return pd.api.types.is_object_dtype(dtype) or isinstance(dtype, pd.StringDtype)
+
+    if isinstance(obj, pd.DataFrame):
+        deep = int(obj.memory_usage(deep=True).sum())
+        dtypes = list(obj.dtypes)
+        index = obj.index
+    else:
+        deep = int(obj.memory_usage(deep=True))
+        dtypes = [obj.dtype]
+        index = getattr(obj, "index", None)
+    cells = len(obj) * sum(holds_python_objects(dtype) for dtype in dtypes)
+    flat_index = index is not None and not isinstance(index, pd.MultiIndex)
+    if flat_index and holds_python_objects(index.dtype):
+        cells += len(index)
+    return max(deep - _PYTHON_CELL_OVERHEAD * cells, deep // 8)
+
+
+def _pickled_whole(walker: _Walker, obj: object) -> None:
+    """Objects whose pickled state changes each time it is taken (matplotlib's ``__getstate__``
+    advances a counter): never hashed, so always counted as changed when a cell touches them and
+    not compared after a restore; sized by pickling them once."""
+    walker.write(b"W", type_name(obj))
+    walker.tokens.add(id(obj))
+    walker.opaque = True
+    try:
+        walker.size += len(pickle.dumps(obj, protocol=5))
+    except Exception as error:  # noqa: BLE001 - whatever stops pickle stops the store too
+        walker.mark_opaque(f"{type_name(obj)} cannot be serialized ({_first_line(error)})")
 
 
 _OPAQUE = {
@@ -491,14 +585,36 @@ def _pick_handler(cls: type) -> Callable[[_Walker, object], None]:
         return _numpy_value
     if issubclass(cls, enum.Enum):
         return _named
+    torch = sys.modules.get("torch")
+    if torch is not None and issubclass(cls, torch.Tensor):
+        return _torch_tensor
     pandas = sys.modules.get("pandas")
     if pandas is not None and issubclass(cls, pandas.DataFrame | pandas.Series | pandas.Index):
         return _pandas
+    package = cls.__module__.split(".")[0]
+    if package in _PICKLED_WHOLE_PACKAGES:
+        return _pickled_whole
+    if cls.__module__.startswith(_KERNEL_MODULES):
+        return _named
     if cls.__module__ == "builtins" and cls.__name__ in _BUILTIN_CALLABLES:
         return _named
     return _object
 
 
+_PICKLED_WHOLE_PACKAGES = frozenset({"matplotlib"})
+# The kernel's own machinery (output streams, sockets, the shell) leads back to the whole user
+# namespace: a value reaching it (a thread's stderr) must not link to every variable.
+_KERNEL_MODULES = (
+    "ipykernel",
+    "jupyter_client",
+    "zmq",
+    "tornado",
+    "traitlets",
+    "asyncio",
+    "IPython.core",
+    "IPython.terminal",
+    "nbelastic",
+)
 _BUILTIN_CALLABLES = frozenset(
     {"builtin_function_or_method", "method_descriptor", "wrapper_descriptor", "method-wrapper"}
 )

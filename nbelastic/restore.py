@@ -22,6 +22,7 @@ from nbelastic.history import Execution, History
 from nbelastic.notebook import read_checkpoint
 from nbelastic.objects import profile
 from nbelastic.store import BlobStore, Manifest, ManifestEntry, read_manifest
+from nbelastic.store.remote import RemoteBlobStore, open_store
 from nbelastic.trust import is_trusted
 
 ProgressCallback = Callable[[str, int, int], None]
@@ -38,7 +39,7 @@ class Checkpoint:
     notebook: Path
     document: dict
     history: History
-    store: BlobStore
+    store: BlobStore | RemoteBlobStore
     manifest: Manifest
     rng_states: dict[int, dict]
     trusted: bool = False
@@ -47,7 +48,11 @@ class Checkpoint:
 
 
 def open_checkpoint(
-    notebook: str | os.PathLike, document: dict | None = None, *, check_blobs: bool = True
+    notebook: str | os.PathLike,
+    document: dict | None = None,
+    *,
+    check_blobs: bool = True,
+    progress: ProgressCallback | None = None,
 ) -> Checkpoint:
     """Read and check ``notebook``'s checkpoint before anything is restored.
 
@@ -56,16 +61,19 @@ def open_checkpoint(
     metadata, missing sidecar or manifest) raises an NbelasticError with one line saying
     what to do, and nothing has been changed. A missing or corrupt variable blob is not an error
     here: it is listed in ``damaged`` (checked only with ``check_blobs``), and the restore
-    rebuilds that group by replaying cells if it can.
+    rebuilds that group by replaying cells if it can. Blobs of a remote store are downloaded
+    while they are checked, in parallel, reporting to ``progress``.
     """
     notebook = Path(notebook)
     if document is None:
         document = read_checkpoint(notebook)
     history = History.from_json(document["history"])
-    store = BlobStore(notebook.parent / document["store"])
-    if not store.root.is_dir():
+    store = open_store(document["store"], notebook)
+    if not store.exists():
         raise RestoreError(
-            f"the sidecar store {store.root} is missing: copy it next to {notebook.name} "
+            f"nothing is stored at {store.url}: check the URL and your credentials"
+            if isinstance(store, RemoteBlobStore)
+            else f"the sidecar store {store.root} is missing: copy it next to {notebook.name} "
             "(it holds the stored variables) and restore again"
         )
     manifest = read_manifest(store, document["manifest"])
@@ -79,6 +87,9 @@ def open_checkpoint(
             "values may load or behave differently"
         )
     if check_blobs:
+        if isinstance(store, RemoteBlobStore):
+            rng = [e.rng for e in history.executions if e.rng is not None]
+            store.prefetch([*(e.key for e in manifest.entries), *rng], progress)
         for entry in manifest.entries:
             problem = store.check(entry.key)
             if problem is not None:

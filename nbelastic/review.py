@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nbelastic.errors import NbelasticError
+from nbelastic.lock import notebook_lock
 from nbelastic.notebook import read_checkpoint, write_checkpoint
 from nbelastic.planner import format_bytes
 from nbelastic.restore import open_checkpoint
@@ -78,7 +79,8 @@ def review(notebook: str | os.PathLike) -> Review:
 def trust_notebook(notebook: str | os.PathLike) -> None:
     """Sign ``notebook``'s checkpoint as this user: its next restores load everything."""
     notebook = Path(notebook)
-    write_checkpoint(notebook, sign(read_checkpoint(notebook)))
+    with notebook_lock(notebook):
+        write_checkpoint(notebook, sign(read_checkpoint(notebook)))
 
 
 def _what_runs(codec: str, payload: bytes) -> str:

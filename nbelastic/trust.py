@@ -57,7 +57,10 @@ def is_trusted(document: dict) -> bool:
     if not isinstance(claimed, str):
         return False
     secret = _secret(create=False)
-    return secret is not None and hmac.compare_digest(claimed, _signature(document, secret))
+    if secret is None:
+        return False
+    expected = _signature(document, secret).encode("ascii")
+    return hmac.compare_digest(claimed.encode("utf-8", "replace"), expected)
 
 
 def _signature(document: dict, secret: bytes) -> str:

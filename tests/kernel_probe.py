@@ -16,38 +16,51 @@ def _digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()[:16]
 
 
-def describe(value, seen=None):
-    seen = set() if seen is None else seen
+_MAX_DEPTH = 6
+
+
+def describe(value, seen=None, depth=0):
+    """A deterministic text for ``value``; each object is spelled out once, then referenced."""
+    seen = {} if seen is None else seen
     kind = f"{type(value).__module__}.{type(value).__qualname__}"
     if value is None or isinstance(value, (bool, int, float, complex, str, bytes)):
         return f"{kind}:{value!r}"
     if id(value) in seen:
-        return f"{kind}:<cycle>"
-    seen = seen | {id(value)}
+        return f"{kind}:<ref {seen[id(value)]}>"
+    if depth > _MAX_DEPTH:
+        return f"{kind}:<deep>"
+    seen[id(value)] = len(seen)
+    deeper = depth + 1
     module = type(value).__module__.split(".")[0]
     if module == "numpy" and hasattr(value, "dtype") and hasattr(value, "shape"):
         if value.dtype.hasobject:
             return f"{kind}:{value.dtype}:{value.shape}:" + str(
-                [describe(v, seen) for v in value.ravel().tolist()]
+                [describe(v, seen, deeper) for v in value.ravel().tolist()]
             )
         return f"{kind}:{value.dtype}:{value.shape}:{_digest(value.tobytes())}"
     if module == "pandas" and hasattr(value, "to_csv"):
         return f"{kind}:{getattr(value, 'dtypes', None)}:{_digest(value.to_csv().encode())}"
+    if module == "torch" and hasattr(value, "detach"):
+        return f"{kind}:{_digest(value.detach().cpu().numpy().tobytes())}"
     if isinstance(value, (list, tuple)):
-        return f"{kind}:[" + ", ".join(describe(v, seen) for v in value) + "]"
+        return f"{kind}:[" + ", ".join(describe(v, seen, deeper) for v in value) + "]"
     if isinstance(value, dict):
-        items = ", ".join(f"{describe(k, seen)}: {describe(v, seen)}" for k, v in value.items())
+        items = ", ".join(
+            f"{describe(k, seen, deeper)}: {describe(v, seen, deeper)}" for k, v in value.items()
+        )
         return f"{kind}:{{{items}}}"
     if isinstance(value, (set, frozenset)):
-        return f"{kind}:{sorted(describe(v, seen) for v in value)}"
+        return f"{kind}:{sorted(describe(v, {}, deeper) for v in value)}"
     if isinstance(value, types.ModuleType):
         return f"module:{value.__name__}"
     if isinstance(value, (types.FunctionType, type)):
         return f"{kind}:{value.__qualname__}"
     if isinstance(value, types.GeneratorType):
         return f"generator:{value.__qualname__}"
+    if module in ("matplotlib", "threading"):
+        return kind  # callbacks, caches, thread counters: nothing comparable across kernels
     if hasattr(value, "__dict__") and not isinstance(value, type):
-        return f"{kind}:" + describe(dict(vars(value)), seen)
+        return f"{kind}:" + describe(dict(vars(value)), seen, deeper)
     text = repr(value)
     return kind if " at 0x" in text else f"{kind}:{text}"
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import json
 import os
 import pickle
 import stat
@@ -13,8 +12,8 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from checkpoint_kernels import restore_in_kernel, save_in_kernel
 
-from nbelastic.driver import Kernel
 from nbelastic.errors import TrustError
 from nbelastic.history import History
 from nbelastic.notebook import read_checkpoint, sidecar_dir, write_checkpoint
@@ -205,29 +204,6 @@ def test_untrusted_loader_obeys_the_blobs_own_codec_not_the_manifest(tmp_path):
 # --- in real kernels ------------------------------------------------------------------------------
 
 
-def _save_in_kernel(directory: Path, cells: list[str], plan: str) -> Path:
-    notebook = directory / "nb.ipynb"
-    with Kernel(cwd=directory) as kernel:
-        assert kernel.execute("%load_ext nbelastic").error is None
-        for code in cells:
-            assert kernel.execute(code).error is None, code
-        kernel.call("save", {"notebook": str(notebook), "plan": plan})
-    return notebook
-
-
-def _restore_in_kernel(notebook: Path, **options) -> tuple[dict, dict]:
-    """The restore report and the restored variables' reprs."""
-    with Kernel(cwd=notebook.parent) as kernel:
-        assert kernel.execute("%load_ext nbelastic").error is None
-        report = kernel.call("restore", {"notebook": str(notebook), **options})
-        names = kernel.execute(
-            "print(__import__('json').dumps({k: repr(v) for k, v in globals().items() "
-            "if k in ('t', 'x', 'n')}))",
-            silent=True,
-        )
-        return report, json.loads(names.stdout)
-
-
 def _plant(notebook: Path, name: str, payload: bytes, manifest_codec: str, signature: str) -> None:
     """Replace ``name``'s blob with ``payload`` and re-point the checkpoint at it, as a hostile
     sender would; the checkpoint ends up unsigned or signed with another user's secret."""
@@ -249,7 +225,7 @@ def _plant(notebook: Path, name: str, payload: bytes, manifest_codec: str, signa
 @pytest.mark.parametrize("signature", ["unsigned", "foreign"])
 @pytest.mark.parametrize("manifest_codec", ["dill", "json"])
 def test_an_untrusted_malicious_pickle_executes_nothing(tmp_path, signature, manifest_codec):
-    notebook = _save_in_kernel(tmp_path, ["t = (1, 2)", "x = [1, 2, 3]"], "store-all")
+    notebook = save_in_kernel(tmp_path, ["t = (1, 2)", "x = [1, 2, 3]"], "store-all")
     marker = tmp_path / "pwned"
     payload = pickle.dumps({"t": _Touch(marker)})
     pickle.loads(payload)  # the payload is live: loading it creates the marker
@@ -257,7 +233,7 @@ def test_an_untrusted_malicious_pickle_executes_nothing(tmp_path, signature, man
     marker.unlink()
     _plant(notebook, "t", payload, manifest_codec, signature)
 
-    report, values = _restore_in_kernel(notebook)
+    report, values = restore_in_kernel(notebook, ["t", "x", "n"])
 
     assert not marker.exists()
     assert not report["trusted"] and not report["ok"]
@@ -270,16 +246,16 @@ def test_an_untrusted_malicious_pickle_executes_nothing(tmp_path, signature, man
 def test_an_untrusted_checkpoint_replays_no_cell_until_trusted(tmp_path, other_user):
     marker = tmp_path / "replayed"
     cells = [f"open({str(marker)!r}, 'w').close()\nn = 1"]
-    notebook = _save_in_kernel(tmp_path, cells, "recompute-all")
+    notebook = save_in_kernel(tmp_path, cells, "recompute-all")
     marker.unlink()
     other_user()  # the notebook arrives at someone else's
 
-    report, values = _restore_in_kernel(notebook)
+    report, values = restore_in_kernel(notebook, ["t", "x", "n"])
     assert not marker.exists()
     assert report["replayed"] == [] and values == {}
     assert report["not_loaded"] == {"n": "not trusted: it is rebuilt by replaying cells"}
 
-    report, values = _restore_in_kernel(notebook, trust=True)
+    report, values = restore_in_kernel(notebook, ["t", "x", "n"], trust=True)
     assert marker.exists()
     assert report["ok"] and values == {"n": "1"}
 

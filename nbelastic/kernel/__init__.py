@@ -79,12 +79,22 @@ def save(
     plan: str = "optimal",
     bandwidth: float | None = None,
     quiet: bool = False,
+    store: str | None = None,
 ) -> SaveReport:
-    """Save this kernel's state into ``notebook`` (default: the notebook of this session)."""
+    """Save this kernel's state into ``notebook`` (default: the notebook of this session).
+
+    ``store`` puts the stored variables at an fsspec URL (``s3://bucket/prefix``) or in a
+    directory instead of the sidecar next to the notebook; the checkpoint records it.
+    """
     monitor = current_monitor()
     path = Path(notebook) if notebook else default_notebook(monitor.shell)
     return save_checkpoint(
-        monitor, path, strategy=plan, bandwidth=bandwidth, progress=_progress(quiet, "save")
+        monitor,
+        path,
+        strategy=plan,
+        bandwidth=bandwidth,
+        progress=_progress(quiet, "save"),
+        store_url=store,
     )
 
 
@@ -155,6 +165,7 @@ def _parser() -> argparse.ArgumentParser:
     save_cmd = commands.add_parser("save", help="save the state into the notebook")
     save_cmd.add_argument("notebook", nargs="?")
     save_cmd.add_argument("--plan", choices=STRATEGIES, default="optimal")
+    save_cmd.add_argument("--store", help="where to store the variables: URL (s3://...) or dir")
     save_cmd.add_argument(
         "--bandwidth",
         type=parse_bandwidth,
@@ -209,7 +220,10 @@ class NbelasticMagics(Magics):
         try:
             args = _parser().parse_args(shlex.split(line))
             if args.command == "save":
-                print(save(args.notebook, plan=args.plan, bandwidth=args.bandwidth).summary())
+                saved = save(
+                    args.notebook, plan=args.plan, bandwidth=args.bandwidth, store=args.store
+                )
+                print(saved.summary())
             elif args.command == "restore":
                 report = restore(args.notebook, at=args.at, trust=args.trust)
                 print(report.summary(), file=sys.stdout if report.ok else sys.stderr)

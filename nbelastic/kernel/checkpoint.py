@@ -24,6 +24,8 @@ from nbelastic.environment import fingerprint
 from nbelastic.errors import NbelasticError, UnserializableError
 from nbelastic.history import UNMONITORED_CODE, Execution, History, linked_groups
 from nbelastic.kernel.monitor import Monitor, set_rng_state, user_namespace
+from nbelastic.locations import save_store
+from nbelastic.lock import notebook_lock
 from nbelastic.notebook import FORMAT_VERSION, sidecar_dir, write_checkpoint
 from nbelastic.objects import Profile, profile
 from nbelastic.planner import Group, Plan, format_bytes, make_plan
@@ -36,6 +38,7 @@ from nbelastic.store import (
     encode_group,
     write_manifest,
 )
+from nbelastic.store.remote import store_location
 from nbelastic.trust import sign
 
 
@@ -88,15 +91,20 @@ def save_checkpoint(
     strategy: str = "optimal",
     bandwidth: float | None = None,
     progress: ProgressCallback | None = None,
+    store_url: str | None = None,
 ) -> SaveReport:
-    """Store the kernel's state in ``notebook`` (created, with the executed cells, if missing)."""
+    """Store the kernel's state in ``notebook`` (created, with the executed cells, if missing).
+
+    ``store_url`` puts the blobs at an fsspec URL or in a directory instead of the sidecar
+    (see nbelastic.locations).
+    """
     started = time.perf_counter()
     notebook = Path(notebook)
     if notebook.is_dir():
         raise NbelasticError(f"{notebook} is a directory: give the path of a .ipynb notebook")
     if not notebook.parent.is_dir():
         raise NbelasticError(f"no directory {notebook.parent}: create it or fix the path")
-    store = BlobStore(sidecar_dir(notebook))
+    store = save_store(notebook, store_url)
     namespace, profiles, groups = _survey(monitor)
     if bandwidth is None:
         bandwidth = store.measure_bandwidth()
@@ -105,18 +113,23 @@ def save_checkpoint(
         store, monitor.history, groups, namespace, bandwidth, strategy, progress
     )
     manifest = Manifest(tuple(sorted(entries)))
-    manifest_key = write_manifest(store, manifest)
+    manifest_key = store.put("manifest", manifest.to_text().encode("utf-8"))
     rng_keys = {
         execution_id: store.put("json", json.dumps(state, sort_keys=True).encode())
         for execution_id, state in monitor.rng_states.items()
     }
+    store.flush(progress)  # every blob is in place before anything points at it
     document = _document(notebook, store, manifest_key, plan, monitor.history, profiles, rng_keys)
     document["environment"] = fingerprint(namespace.values())
     document = sign(document)
-    write_checkpoint(
-        notebook, document, new_cells=[e.code for e in monitor.history.executions if e.replayable]
-    )
-    checkpoint_id = record_checkpoint(sidecar_dir(notebook), document)
+    new_cells = [e.code for e in monitor.history.executions if e.replayable]
+    # One save at a time writes the notebook, then manifest.txt and the record, which follow
+    # it: the notebook is where a checkpoint takes effect, so a crash in between leaves the
+    # readable copies one save behind (the next save rewrites them), never ahead of it.
+    with notebook_lock(notebook):
+        write_checkpoint(notebook, document, new_cells=new_cells)
+        write_manifest(store, manifest)
+        checkpoint_id = record_checkpoint(sidecar_dir(notebook), document)
     new_keys = store.keys() - keys_before
     return SaveReport(
         notebook=notebook,
@@ -223,7 +236,7 @@ def _document(notebook, store, manifest_key, plan, history, profiles, rng_keys) 
     return {
         "format": FORMAT_VERSION,
         "producer": f"nbelastic {__version__}",
-        "store": os.path.relpath(store.root.resolve(), notebook.resolve().parent),
+        "store": store_location(store, notebook),
         "manifest": manifest_key,
         "plan": {
             "strategy": plan.strategy,
@@ -260,7 +273,7 @@ def restore_checkpoint(
     loads only what cannot run code, unless ``trust`` (see nbelastic.trust).
     """
     document = None if at is None else find_checkpoint(sidecar_dir(notebook), at).document
-    checkpoint = open_checkpoint(notebook, document)
+    checkpoint = open_checkpoint(notebook, document, progress=progress)
     plan = plan_restore(checkpoint, trust=trust)
     shell = monitor.shell
     monitor.paused = True

@@ -31,6 +31,7 @@ import os
 import re
 import secrets
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from nbelastic.errors import (
@@ -154,6 +155,21 @@ class BlobStore:
         path = self.root / name
         self._write(path, data)
         return path
+
+    def read_file(self, name: str) -> bytes | None:
+        """The file ``root/name``, or None if it cannot be read."""
+        try:
+            return (self.root / name).read_bytes()
+        except OSError:
+            return None
+
+    def exists(self) -> bool:
+        """Whether the store's directory is there."""
+        return self.root.is_dir()
+
+    def flush(self, progress: Callable[[str, int, int], None] | None = None) -> None:
+        """Nothing to wait for: ``put`` has written the blob when it returns (see
+        RemoteBlobStore.flush, which waits for its uploads)."""
 
     def measure_bandwidth(self) -> float:
         """Bytes per second to write (with fsync) and read back data in this store.

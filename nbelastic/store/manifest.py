@@ -129,11 +129,7 @@ def write_manifest(store: BlobStore, manifest: Manifest) -> str:
     """
     data = manifest.to_text().encode("utf-8")
     key = store.put("manifest", data)
-    try:
-        current = (store.root / "manifest.txt").read_bytes()
-    except OSError:
-        current = None
-    if current != data:
+    if store.read_file("manifest.txt") != data:
         store.write_file("manifest.txt", data)
     return key
 
