@@ -14,6 +14,7 @@ import nbformat
 import pytest
 from checkpoint_kernels import restore_in_kernel, save_in_kernel
 
+from nbelastic.driver import Kernel
 from nbelastic.errors import TrustError
 from nbelastic.history import History
 from nbelastic.notebook import read_checkpoint, sidecar_dir, write_checkpoint
@@ -333,3 +334,19 @@ def test_the_document_is_not_changed_by_checking_it():
     kept = copy.deepcopy(signed)
     is_trusted(signed)
     assert signed == kept
+
+
+@pytest.mark.kernel
+def test_the_restore_magic_holds_back_code_until_trusted(foreign_notebook):
+    with Kernel(cwd=foreign_notebook.parent) as kernel:
+        assert kernel.execute("%load_ext nbelastic").error is None
+        held_back = kernel.execute(f"%nbelastic restore {foreign_notebook}")
+        assert held_back.error is None
+        lines = held_back.stderr.strip().splitlines()
+        assert len(lines) == 2 and "NOT loaded: json, t" in lines[0]
+        assert lines[1].startswith("nbelastic: ") and "`nbelastic trust " in lines[1]
+        assert kernel.execute("t").error is not None  # NameError: the pickle was not loaded
+
+        trusted = kernel.execute(f"%nbelastic restore --trust {foreign_notebook}")
+        assert trusted.stderr == "" and "verified 4/4" in trusted.stdout
+        assert kernel.execute("print(t)").stdout == "(1, 2)\n"
