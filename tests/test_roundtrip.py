@@ -256,3 +256,28 @@ def test_work_continues_after_a_restore_and_saves_again(roundtrip, tmp_path):
         assert describe_namespace(third) == expected
     codes = [e["code"] for e in history_of(rt.notebook)]
     assert codes[-3:] == ["w = f() + z", "x += 1", "items = [w, x]"]
+
+
+HOSTILE = """
+class Hostile:
+    def __getattr__(self, name):
+        raise RuntimeError("lies")
+    def __eq__(self, other):
+        raise RuntimeError("no eq")
+    def __hash__(self):
+        raise RuntimeError("no hash")
+    def __reduce_ex__(self, protocol):
+        raise RuntimeError("no reduce")
+h = Hostile()
+"""
+
+
+def test_hostile_objects_never_break_a_cell_and_are_replayed(roundtrip):
+    rt = roundtrip([HOSTILE, "items = [h, 1]", "n = len(items)"], plan="store-all")
+    assert_restored(rt)
+    assert {"h", "items"} <= set(rt.save["replayed"])
+    assert rt.check("type(h).__name__") == "Hostile"
+    status = rt.restored_kernel.execute("%load_ext nbelastic\n%nbelastic status --plan store-all "
+                                        "--bandwidth 1e9")
+    row = next(line for line in status.stdout.splitlines() if line.startswith("h "))
+    assert "replay" in row and "cannot be serialized" in row

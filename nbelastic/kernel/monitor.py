@@ -64,6 +64,14 @@ def set_rng_state(state: dict) -> None:
         )
 
 
+def _warn(error: BaseException) -> None:
+    print(
+        f"nbelastic: could not watch this cell ({type(error).__name__}: {error}); "
+        "the variables it changed will be stored, not replayed, at the next save",
+        file=sys.stderr,
+    )
+
+
 @dataclass
 class _Pending:
     code: str
@@ -110,6 +118,7 @@ class Monitor:
             self.remember(name, profile(value))
 
     def pre_run_cell(self, info) -> None:
+        """IPython event: note what the cell may touch, before it runs."""
         self._depth += 1
         if self._depth > 1:
             return
@@ -117,6 +126,12 @@ class Monitor:
         raw = info.raw_cell or ""
         if self.paused or not raw.strip():
             return
+        try:
+            self._pending = self._before(raw)
+        except Exception as error:  # noqa: BLE001 - the user's cell must run whatever happens here
+            _warn(error)
+
+    def _before(self, raw: str) -> _Pending:
         namespace = user_namespace(self.shell)
         try:
             names = analyse_cell(self.shell.transform_cell(raw), self.shell.transform_cell)
@@ -132,7 +147,7 @@ class Monitor:
         for name in candidates:
             if name not in self.profiles:
                 self.remember(name, profile(namespace[name]))
-        self._pending = _Pending(
+        return _Pending(
             code=raw,
             reads=reads,
             candidates=candidates,
@@ -148,6 +163,17 @@ class Monitor:
         pending, self._pending = self._pending, None
         if pending is None or self.paused:
             return
+        try:
+            self._after(pending, result)
+        except Exception as error:  # noqa: BLE001 - never break the user's session
+            _warn(error)
+            # Forget what this cell may have changed: the next save finds those variables
+            # unrecorded and stores them rather than trusting a half-written history.
+            for name in list(self.profiles):
+                if name in pending.candidates or name not in pending.ids_before:
+                    self._forget(name)
+
+    def _after(self, pending: _Pending, result) -> None:
         runtime = time.perf_counter() - pending.started
         namespace = user_namespace(self.shell)
         before = pending.ids_before
