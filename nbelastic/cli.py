@@ -247,6 +247,7 @@ def _verify_summary(
     notebook: Path, report: dict, total_seconds: float, at: str | None = None
 ) -> str:
     total = len(report["verified"]) + len(report["unverifiable"]) + len(report["mismatched"])
+    total += len(report["not_loaded"])
     verdict = "OK" if report["ok"] else "MISMATCH"
     if not report["ok"] and not report["mismatched"] and not report["failed_cells"]:
         verdict = "INCOMPLETE"

@@ -131,9 +131,10 @@ class RestoreReport:
 
     def summary(self) -> str:
         """One line for people: what came back, how, and whether it checked out."""
-        total = len(self.verified) + len(self.unverifiable) + len(self.mismatched)
+        restored = len(self.verified) + len(self.unverifiable) + len(self.mismatched)
+        total = restored + len(self.not_loaded)
         parts = [
-            f"restored {total} variables in {self.seconds:.2f} s",
+            f"restored {restored} variables in {self.seconds:.2f} s",
             f"loaded {len(self.loaded)}",
             f"replayed {len(self.replayed)} cells",
             f"verified {len(self.verified)}/{total}",
