@@ -38,6 +38,7 @@ from nbelastic.errors import TrustError
 from nbelastic.history import PREEXISTING_CODE, UNMONITORED_CODE, History
 from nbelastic.restore import Checkpoint, RestoreReport
 from nbelastic.store import SAFE_CODECS, BlobStore, Manifest, ManifestEntry, decode_group
+from nbelastic.store.remote import RemoteBlobStore
 
 NOT_TRUSTED = "not trusted"
 
@@ -65,7 +66,9 @@ def plan_restore(checkpoint: Checkpoint, *, trust: bool = False) -> LoadPlan:
     )
 
 
-def loader(store: BlobStore, *, trusted: bool) -> Callable[[ManifestEntry], Mapping[str, object]]:
+def loader(
+    store: BlobStore | RemoteBlobStore, *, trusted: bool
+) -> Callable[[ManifestEntry], Mapping[str, object]]:
     """Load a group, refusing codecs that run code unless trusted.
 
     The codec checked is the one in the blob's own header, which is what decoding obeys: a

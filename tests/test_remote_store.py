@@ -22,7 +22,7 @@ pytest.importorskip("s3fs")
 moto_server = pytest.importorskip("moto.server")
 
 from nbelastic.driver import Kernel  # noqa: E402
-from nbelastic.errors import StoreWriteError  # noqa: E402
+from nbelastic.errors import BlobCorruptError, StoreWriteError  # noqa: E402
 from nbelastic.notebook import read_checkpoint, sidecar_dir  # noqa: E402
 from nbelastic.store import read_manifest  # noqa: E402
 from nbelastic.store.remote import RemoteBlobStore  # noqa: E402
@@ -194,3 +194,14 @@ def test_run_with_store_then_verify_a_copy(tmp_path, s3):
     )
     assert verify.returncode == 0, verify.stdout + verify.stderr
     assert verify.stdout.startswith("OK: nb.ipynb: 5/5 variables verified")
+
+
+def test_a_corrupt_remote_blob_is_named_by_its_url(s3):
+    store = RemoteBlobStore(f"s3://{BUCKET}/damaged")
+    key = store.put("json", b"[1, 2]")
+    store.flush()
+    s3.pipe_file(store.path(key), b"NBELASTIC-BLOB 1 json\n[1, 3]")
+    fresh = RemoteBlobStore(f"s3://{BUCKET}/damaged")
+    assert fresh.check(key) == f"blob {key[:12]} is corrupt (its bytes do not match its hash)"
+    with pytest.raises(BlobCorruptError, match=f"^blob {key[:12]} in s3://{BUCKET}/damaged is"):
+        fresh.get(key)

@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from pathlib import Path
 
-from nbelastic.errors import BlobMissingError, StoreWriteError
+from nbelastic.errors import BlobCorruptError, BlobMissingError, StoreWriteError
 from nbelastic.store.blobs import BLOB_FORMAT, CODEC_PATTERN, KEY_PATTERN, BlobStore, short
 
 ProgressCallback = Callable[[str, int, int], None]
@@ -193,7 +193,13 @@ class RemoteBlobStore:
         """``(codec, payload)`` of blob ``key``, downloaded if needed and checked."""
         self._cache._checked_path(key)
         self._fetch(key)
-        return self._cache.get(key)
+        try:
+            return self._cache.get(key)
+        except BlobCorruptError:
+            raise BlobCorruptError(
+                f"blob {short(key)} in {self.url} is corrupt (its bytes do not match its hash); "
+                "save again from a kernel that still holds the state"
+            ) from None
 
     def check(self, key: str) -> str | None:
         """Why blob ``key`` cannot be loaded, or None; downloads it into the cache."""

@@ -1,0 +1,32 @@
+"""Where a save puts the stored variables, and how a checkpoint records the place."""
+
+from __future__ import annotations
+
+import nbformat
+import pytest
+
+from nbelastic.locations import save_store
+from nbelastic.store import BlobStore
+from nbelastic.store.remote import RemoteBlobStore, open_store, store_location
+
+
+def test_a_store_directory_is_recorded_relative_to_the_notebook(tmp_path):
+    notebook = tmp_path / "work" / "nb.ipynb"
+    notebook.parent.mkdir()
+    store = save_store(notebook, str(tmp_path / "shared" / "state"))
+    assert store_location(store, notebook) == "../shared/state"
+    assert open_store("../shared/state", notebook).root.resolve() == store.root.resolve()
+
+
+def test_a_later_save_keeps_a_recorded_url(tmp_path):
+    pytest.importorskip("s3fs")
+    notebook = tmp_path / "nb.ipynb"
+    metadata = {"nbelastic": {"store": "s3://team/nb"}}
+    nbformat.write(nbformat.v4.new_notebook(metadata=metadata), notebook)
+    store = save_store(notebook)
+    assert isinstance(store, RemoteBlobStore) and store.url == "s3://team/nb"
+
+
+def test_without_a_recorded_url_the_sidecar_is_the_store(tmp_path):
+    store = save_store(tmp_path / "missing.ipynb")
+    assert isinstance(store, BlobStore) and store.root == tmp_path / "missing.nbelastic"
