@@ -87,7 +87,7 @@ def summarise(name: str, trials: Sequence[Trial], bandwidth: float) -> Row:
     dumped = [t for t in trials if t.dill_error is None]
     dill_ok = len(dumped) == len(trials)
 
-    def ratio(pick: Callable[[Trial], float | None], among: Sequence[Trial]) -> Figure | None:
+    def median_of(pick: Callable[[Trial], float | None], among: Sequence[Trial]) -> Figure | None:
         values = [v for v in map(pick, among) if v is not None]
         return Figure.of(values) if values else None
 
@@ -99,18 +99,18 @@ def summarise(name: str, trials: Sequence[Trial], bandwidth: float) -> Row:
 
     migration_baseline = dill_migration if dill_ok else (lambda t: t.plain_seconds)
     ratios = {
-        "save_time": ratio(lambda t: t.save_seconds / t.dill_seconds, dumped),
-        "save_bytes": ratio(lambda t: t.save_bytes / t.dill_bytes, dumped),
-        "restore_dill": ratio(lambda t: t.restore_seconds / t.dill_load_seconds, dumped),
-        "restore_rerun": ratio(lambda t: t.restore_seconds / t.plain_seconds, trials),
-        "migration": ratio(lambda t: nbelastic_migration(t) / migration_baseline(t), trials),
-        "run_time": ratio(lambda t: t.run_seconds / t.plain_seconds, trials),
-        "peak_rss": ratio(lambda t: t.peak_rss / t.plain_peak_rss, trials),
-        "incremental_bytes": ratio(lambda t: t.incremental_bytes / t.save_bytes, trials),
-        "incremental_time": ratio(lambda t: t.incremental_seconds / t.save_seconds, trials),
+        "save_time": median_of(lambda t: t.save_seconds / t.dill_seconds, dumped),
+        "save_bytes": median_of(lambda t: t.save_bytes / t.dill_bytes, dumped),
+        "restore_dill": median_of(lambda t: t.restore_seconds / t.dill_load_seconds, dumped),
+        "restore_rerun": median_of(lambda t: t.restore_seconds / t.plain_seconds, trials),
+        "migration": median_of(lambda t: nbelastic_migration(t) / migration_baseline(t), trials),
+        "run_time": median_of(lambda t: t.run_seconds / t.plain_seconds, trials),
+        "peak_rss": median_of(lambda t: t.peak_rss / t.plain_peak_rss, trials),
+        "incremental_bytes": median_of(lambda t: t.incremental_bytes / t.save_bytes, trials),
+        "incremental_time": median_of(lambda t: t.incremental_seconds / t.save_seconds, trials),
     }
     absolute = {
-        key: ratio(lambda t, key=key, scale=scale: _scaled(getattr(t, key), scale), trials)
+        key: median_of(lambda t, key=key, scale=scale: _scaled(getattr(t, key), scale), trials)
         for key, (_, scale) in ABSOLUTE.items()
     }
     worst = min(trials, key=lambda t: (len(t.restore["verified"]), -len(t.restore["mismatched"])))
