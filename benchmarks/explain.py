@@ -16,7 +16,9 @@ from benchmarks.table import number
 
 
 def megabytes(size: float) -> str:
-    """>>> megabytes(2_500_000), megabytes(1234)
+    """Bytes as megabytes, the unit of every size in the report.
+
+    >>> megabytes(2_500_000), megabytes(1234)
     ('2.5 MB', '0.0012 MB')
     """
     return f"{number(size / 1e6)} MB"

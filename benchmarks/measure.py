@@ -4,14 +4,15 @@ Four fresh kernels per repeat, so no measurement inherits another's warm state:
 
 1. the notebook run with the extension, then an nbelastic save, a ``dill.dump_module`` of the
    same state, one small change and a second (incremental) save;
-2. nbelastic restore of the first save in a brand-new kernel;
-3. ``dill.load_module`` in a brand-new kernel (skipped when the dump failed);
-4. the notebook run without the extension: the "re-run every cell" baseline, and the reference
-   for monitoring overhead.
+2. the notebook run without the extension: the "re-run every cell" baseline, and the reference
+   for monitoring overhead;
+3. nbelastic restore of the first save in a brand-new kernel;
+4. ``dill.load_module`` in a brand-new kernel (skipped when the dump failed).
 
 Every time is wall-clock seen from this process around one kernel round trip, so both sides of
 each ratio pay the same messaging cost. The monitored run goes first so that any cold-cache
-penalty lands on nbelastic, not on its baseline.
+penalty lands on nbelastic, not on its baseline, and the plain run right after it, so that the
+two runs of the overhead ratio see the machine in the same state as far as possible.
 """
 
 from __future__ import annotations
@@ -85,6 +86,10 @@ def run_trial(workload: Workload, scale: float, directory: Path, bandwidth: floa
         dill_seconds, dill_error = _dill_dump(kernel, pickle)
         _run_cells(kernel, [workload.change], workload.name)
         second = _save(kernel, notebook, bandwidth)
+    with Kernel(cwd=directory) as kernel:
+        plain_setup_rss = _prepare(kernel, scale, extension=False)
+        plain_seconds = _run_cells(kernel, cells, workload.name)
+        plain_peak_rss = int(_silent(kernel, _PEAK_RSS))
     with Kernel(cwd=directory, session=str(first_save)) as kernel:
         started = time.perf_counter()
         _silent(kernel, "%load_ext nbelastic")
@@ -96,10 +101,6 @@ def run_trial(workload: Workload, scale: float, directory: Path, bandwidth: floa
             started = time.perf_counter()
             _silent(kernel, f"__import__('dill').load_module({str(pickle)!r})")
             dill_load_seconds = time.perf_counter() - started
-    with Kernel(cwd=directory) as kernel:
-        plain_setup_rss = _prepare(kernel, scale, extension=False)
-        plain_seconds = _run_cells(kernel, cells, workload.name)
-        plain_peak_rss = int(_silent(kernel, _PEAK_RSS))
     return Trial(
         cells=len(cells),
         run_seconds=run_seconds,

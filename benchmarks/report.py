@@ -6,11 +6,12 @@ holds a number that was not measured with the command it names.
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Sequence
 from datetime import datetime, timezone
 
 from benchmarks import explain, table
-from benchmarks.results import Figure, Row
+from benchmarks.results import RATIOS, Figure, Row
 from benchmarks.workloads import Workload
 
 # The paper's headline figures, as ratios nbelastic / best existing approach.
@@ -51,6 +52,8 @@ def markdown(
         "variables whose content hash matched after the restore, in the worst repeat. The "
         "machine is shared: its load average around the run is under Machine below.\n",
         table.markdown(*table.headline(rows)) + "\n",
+        *_tally(rows),
+        "",
     ]
     if plot:
         parts.append(f"![ratios per notebook]({plot})\n")
@@ -78,6 +81,21 @@ def markdown(
         "",
     ]
     return "\n".join(parts)
+
+
+def _tally(rows: Sequence[Row]) -> list[str]:
+    """Per ratio, on how many notebooks nbelastic wins, and by how much at the median."""
+    lines = []
+    for key, label in RATIOS.items():
+        values = [row.ratios[key].median for row in rows if row.ratios[key] is not None]
+        if values:
+            wins = sum(value < 1 for value in values)
+            lines.append(
+                f"- {label}: nbelastic ahead on {wins} of {len(values)} notebooks "
+                f"(median {table.number(statistics.median(values))}, "
+                f"worst {table.number(max(values))})"
+            )
+    return lines
 
 
 def _targets(rows: Sequence[Row]) -> tuple[list[str], list[list[str]]]:

@@ -24,11 +24,17 @@ def number(value: float) -> str:
 
 
 def figure(value: Figure | None, missing: str = "n/a") -> str:
-    """``median`` or ``median +-spread%`` (the spread only when there were several repeats)."""
+    """``median``, ``median ±spread%``, or ``median (low-high)`` when the spread passes 100%.
+
+    >>> figure(Figure(0.5, 0.45, 0.55)), figure(Figure(0.01, 0.004, 0.7)), figure(None)
+    ('0.50 ±10%', '0.010 (0.0040-0.70)', 'n/a')
+    """
     if value is None:
         return missing
     if value.low == value.high:
         return number(value.median)
+    if value.spread > 1:
+        return f"{number(value.median)} ({number(value.low)}-{number(value.high)})"
     return f"{number(value.median)} ±{value.spread * 100:.0f}%"
 
 
