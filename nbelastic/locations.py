@@ -13,7 +13,7 @@ from contextlib import suppress
 from pathlib import Path
 
 from nbelastic.errors import NbelasticError
-from nbelastic.notebook import checkpoint_of, read_notebook, sidecar_dir
+from nbelastic.notebook import read_checkpoint, sidecar_dir
 from nbelastic.store.blobs import BlobStore
 from nbelastic.store.remote import RemoteBlobStore, is_url
 
@@ -26,8 +26,7 @@ def save_store(
         return RemoteBlobStore(requested) if is_url(requested) else BlobStore(Path(requested))
     recorded = None
     with suppress(NbelasticError):
-        document = checkpoint_of(read_notebook(notebook))
-        recorded = document.get("store") if isinstance(document, dict) else None
-    if isinstance(recorded, str) and is_url(recorded):
+        recorded = read_checkpoint(notebook)["store"]
+    if recorded is not None and is_url(recorded):
         return RemoteBlobStore(recorded)
     return BlobStore(sidecar_dir(notebook))

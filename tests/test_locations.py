@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import nbformat
 import pytest
 
+from nbelastic.history import History
 from nbelastic.locations import save_store
+from nbelastic.notebook import write_checkpoint
 from nbelastic.store import BlobStore
 from nbelastic.store.remote import RemoteBlobStore, open_store, store_location
 
@@ -21,8 +22,19 @@ def test_a_store_directory_is_recorded_relative_to_the_notebook(tmp_path):
 def test_a_later_save_keeps_a_recorded_url(tmp_path):
     pytest.importorskip("s3fs")
     notebook = tmp_path / "nb.ipynb"
-    metadata = {"nbelastic": {"store": "s3://team/nb"}}
-    nbformat.write(nbformat.v4.new_notebook(metadata=metadata), notebook)
+    history = History()
+    history.record("x = 1", 0.1, writes=["x"])
+    plan = {"strategy": "optimal", "bandwidth": 1e9, "replay": [1], "restore_seconds": 0.1}
+    document = {
+        "format": 1,
+        "producer": "nbelastic test",
+        "store": "s3://team/nb",
+        "manifest": "ab" * 32,
+        "plan": plan,
+        "history": history.to_json(),
+        "variables": {},
+    }
+    write_checkpoint(notebook, document, new_cells=["x = 1"])
     store = save_store(notebook)
     assert isinstance(store, RemoteBlobStore) and store.url == "s3://team/nb"
 
