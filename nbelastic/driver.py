@@ -25,7 +25,7 @@ from jupyter_client.manager import KernelManager
 from nbelastic.checkpoints import find_checkpoint
 from nbelastic.errors import NbelasticError
 from nbelastic.notebook import sidecar_dir
-from nbelastic.restore import open_checkpoint
+from nbelastic.rebuild import open_checkpoint
 
 RESULT_MARKER = "NBELASTIC-RESULT "
 STARTUP_TIMEOUT = 60

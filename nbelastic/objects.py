@@ -368,6 +368,9 @@ def _object(walker: _Walker, obj: object) -> None:
     walker.push_all(parts)
 
 
+_DEFAULT_GETSTATE = getattr(object, "__getstate__", None)  # Python 3.11+ has one on object
+
+
 def _has_default_pickling(cls: type) -> bool:
     """True when pickle saves an instance as its ``__dict__`` and slots, and nothing else.
 
@@ -377,7 +380,7 @@ def _has_default_pickling(cls: type) -> bool:
     return (
         cls.__reduce_ex__ is object.__reduce_ex__
         and cls.__reduce__ is object.__reduce__
-        and getattr(cls, "__getstate__", object.__getstate__) is object.__getstate__
+        and getattr(cls, "__getstate__", _DEFAULT_GETSTATE) is _DEFAULT_GETSTATE
         and not issubclass(cls, list | dict)
         and not hasattr(cls, "__getnewargs__")
         and not hasattr(cls, "__getnewargs_ex__")
@@ -444,7 +447,10 @@ def _numpy_value(walker: _Walker, obj) -> None:
 
 
 def _torch_tensor(walker: _Walker, tensor) -> None:
-    """Tensors (and Parameters): their bytes, dtype, shape and grad flag, read without autograd."""
+    """Tensors (and Parameters): their bytes, dtype, shape and grad flag, read without autograd.
+
+    ``.grad`` is left out, as ``torch.save`` and pickle leave it out: it is not saved state.
+    """
     import torch
 
     data = tensor.detach()
@@ -461,7 +467,6 @@ def _torch_tensor(walker: _Walker, tensor) -> None:
     if flat.numel():
         walker.hasher.update(flat.view(torch.uint8).numpy())
     walker.size += data.element_size() * data.nelement() + 400
-    walker.stack.append(tensor.grad if tensor.is_leaf else None)
 
 
 def _pandas(walker: _Walker, obj) -> None:

@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 
 from nbelastic.errors import TrustError
 from nbelastic.history import PREEXISTING_CODE, UNMONITORED_CODE, History
-from nbelastic.restore import Checkpoint, RestoreReport
+from nbelastic.rebuild import Checkpoint, RestoreReport
 from nbelastic.store import SAFE_CODECS, BlobStore, Manifest, ManifestEntry, decode_group
 from nbelastic.store.remote import RemoteBlobStore
 

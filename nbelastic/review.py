@@ -17,7 +17,7 @@ from nbelastic.errors import NbelasticError
 from nbelastic.lock import notebook_lock
 from nbelastic.notebook import read_checkpoint, write_checkpoint
 from nbelastic.planner import format_bytes
-from nbelastic.restore import open_checkpoint
+from nbelastic.rebuild import open_checkpoint
 from nbelastic.store import SAFE_CODECS
 from nbelastic.trust import SIGNATURE_KEY, sign
 

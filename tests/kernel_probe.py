@@ -59,8 +59,16 @@ def describe(value, seen=None, depth=0):
         return f"generator:{value.__qualname__}"
     if module in ("matplotlib", "threading"):
         return kind  # callbacks, caches, thread counters: nothing comparable across kernels
+    default_getstate = getattr(object, "__getstate__", None)  # Python 3.11+ has one
+    if getattr(type(value), "__getstate__", default_getstate) is not default_getstate:
+        # the object says what its state is (torch optimizers leave out warn-once flags)
+        state = value.__getstate__()
+        if isinstance(state, dict):
+            state = dict(sorted(state.items()))
+        return f"{kind}:" + describe(state, seen, deeper)
     if hasattr(value, "__dict__") and not isinstance(value, type):
-        return f"{kind}:" + describe(dict(vars(value)), seen, deeper)
+        # attribute order is not state (unpickling may set attributes in another order)
+        return f"{kind}:" + describe(dict(sorted(vars(value).items())), seen, deeper)
     text = repr(value)
     return kind if " at 0x" in text else f"{kind}:{text}"
 

@@ -12,7 +12,7 @@ from checkpoint_kernels import restore_in_kernel, save_in_kernel
 
 from nbelastic.history import History
 from nbelastic.notebook import read_checkpoint, sidecar_dir, write_checkpoint
-from nbelastic.restore import open_checkpoint
+from nbelastic.rebuild import open_checkpoint
 from nbelastic.restore_plan import plan_load
 from nbelastic.store import BlobStore, Manifest, ManifestEntry, read_manifest, write_manifest
 from nbelastic.trust import sign

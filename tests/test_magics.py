@@ -53,6 +53,16 @@ def test_save_and_restore_default_to_the_session_notebook(kernels, tmp_path):
     assert second.execute("print(x)", silent=True).stdout.strip() == "{'k': 1}"
 
 
+def test_python_api_restore_works_after_the_extension_is_loaded(kernels):
+    first = kernels()
+    run_cells(first, "%load_ext nbelastic", "word = 'kept'", "%nbelastic save api2.ipynb")
+    second = kernels()
+    result = second.execute("%load_ext nbelastic\nimport nbelastic\n"
+                            "print(nbelastic.restore('api2.ipynb').ok, word)")
+    assert result.error is None, result.error
+    assert result.stdout.strip().endswith("True kept")
+
+
 def test_python_api_restores_without_loading_the_extension_first(kernels, tmp_path):
     first = kernels()
     run_cells(first, "%load_ext nbelastic", "import math", "r = math.sqrt(16)")

@@ -281,3 +281,20 @@ def test_hostile_objects_never_break_a_cell_and_are_replayed(roundtrip):
                                         "--bandwidth 1e9")
     row = next(line for line in status.stdout.splitlines() if line.startswith("h "))
     assert "replay" in row and "cannot be serialized" in row
+
+
+@pytest.mark.parametrize("plan", ["store-all", "recompute-all"])
+def test_unseeded_torch_training_round_trips(roundtrip, plan):
+    pytest.importorskip("torch")
+    rt = roundtrip(
+        [
+            "import torch",
+            "X = torch.randn(64, 4)\ny = X.sum(dim=1, keepdim=True)",
+            "model = torch.nn.Linear(4, 1)\nopt = torch.optim.SGD(model.parameters(), lr=0.05)",
+            "for _ in range(20):\n    opt.zero_grad()\n    loss = ((model(X) - y) ** 2).mean()\n"
+            "    loss.backward()\n    opt.step()",
+        ],
+        plan=plan,
+    )
+    assert_restored(rt)
+    assert rt.check("opt.param_groups[0]['params'][0] is model.weight") is True

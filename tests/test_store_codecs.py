@@ -45,7 +45,7 @@ def square(x):
 
 
 def test_codec_names():
-    assert CODECS == ("json", "npy", "module", "dill")
+    assert CODECS == ("json", "npy", "module", "dill", "pickle")
     assert frozenset({"json", "npy"}) == SAFE_CODECS
 
 

@@ -157,6 +157,7 @@ CASES = [
         "with torch.no_grad():\n    VALUE[0] = 7",
         "store",
         "torch",
+        "`.grad` is not saved (as with torch.save)",
     ),
     TypeCase(
         "torch module",

@@ -19,8 +19,9 @@ from IPython.core.magic import Magics, line_magic, magics_class
 from nbelastic.errors import NbelasticError
 from nbelastic.kernel.checkpoint import SaveReport, plan_now, restore_checkpoint, save_checkpoint
 from nbelastic.kernel.monitor import Monitor
+from nbelastic.notebook import NOTEBOOK_ENV
 from nbelastic.planner import STRATEGIES, format_bytes
-from nbelastic.restore import RestoreReport
+from nbelastic.rebuild import RestoreReport
 
 RESULT_MARKER = "NBELASTIC-RESULT "
 _monitor: Monitor | None = None
@@ -64,7 +65,11 @@ def current_monitor(*, start: bool = False) -> Monitor:
 
 def default_notebook(shell) -> Path:
     """The notebook this kernel belongs to, as Jupyter tells the kernel."""
-    session = shell.user_ns.get("__session__") or os.environ.get("JPY_SESSION_NAME")
+    session = (
+        os.environ.get(NOTEBOOK_ENV)
+        or shell.user_ns.get("__session__")
+        or os.environ.get("JPY_SESSION_NAME")
+    )
     if not session:
         raise NbelasticError(
             "cannot tell which notebook this kernel belongs to: give its path, "

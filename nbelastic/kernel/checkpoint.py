@@ -19,7 +19,7 @@ from pathlib import Path
 from IPython.utils.capture import capture_output
 
 from nbelastic import __version__
-from nbelastic.checkpoints import find_checkpoint, record_checkpoint
+from nbelastic.checkpoints import find_checkpoint, next_checkpoint_id, record_checkpoint
 from nbelastic.environment import fingerprint
 from nbelastic.errors import NbelasticError, UnserializableError
 from nbelastic.history import UNMONITORED_CODE, Execution, History, linked_groups
@@ -29,7 +29,7 @@ from nbelastic.lock import notebook_lock
 from nbelastic.notebook import FORMAT_VERSION, sidecar_dir, write_checkpoint
 from nbelastic.objects import Profile, profile
 from nbelastic.planner import Group, Plan, format_bytes, make_plan
-from nbelastic.restore import ProgressCallback, RestoreReport, open_checkpoint, rebuild
+from nbelastic.rebuild import ProgressCallback, RestoreReport, open_checkpoint, rebuild
 from nbelastic.restore_plan import complete_report, loader, plan_restore
 from nbelastic.store import (
     BlobStore,
@@ -121,15 +121,18 @@ def save_checkpoint(
     store.flush(progress)  # every blob is in place before anything points at it
     document = _document(notebook, store, manifest_key, plan, monitor.history, profiles, rng_keys)
     document["environment"] = fingerprint(namespace.values())
-    document = sign(document)
     new_cells = [e.code for e in monitor.history.executions if e.replayable]
-    # One save at a time writes the notebook, then manifest.txt and the record, which follow
-    # it: the notebook is where a checkpoint takes effect, so a crash in between leaves the
-    # readable copies one save behind (the next save rewrites them), never ahead of it.
+    # One save at a time takes an id (signed with the rest: a text notebook keeps only the id,
+    # see nbelastic.checkpoints), records the checkpoint in the sidecar's history, writes the
+    # notebook, then manifest.txt. The record comes first because a text notebook refers to
+    # it; a crash after it leaves a checkpoint that `nbelastic log` lists and the notebook does
+    # not hold yet, and manifest.txt one save behind (the next save rewrites it).
     with notebook_lock(notebook):
+        document["checkpoint"] = next_checkpoint_id(sidecar_dir(notebook), document)
+        document = sign(document)
+        checkpoint_id = record_checkpoint(sidecar_dir(notebook), document)
         write_checkpoint(notebook, document, new_cells=new_cells)
         write_manifest(store, manifest)
-        checkpoint_id = record_checkpoint(sidecar_dir(notebook), document)
     new_keys = store.keys() - keys_before
     return SaveReport(
         notebook=notebook,

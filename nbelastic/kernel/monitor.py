@@ -41,13 +41,16 @@ def user_namespace(shell) -> dict[str, object]:
 
 
 def rng_state() -> dict:
-    """The global random generators' state, as plain JSON values."""
+    """The global random generators' state (random, numpy, torch when imported) as JSON."""
     version, internal, gauss = random.getstate()
     state: dict = {"random": [version, list(internal), gauss]}
     numpy = sys.modules.get("numpy")
     if numpy is not None:
         kind, keys, pos, has_gauss, cached = numpy.random.get_state()
         state["numpy"] = [kind, keys.tolist(), int(pos), int(has_gauss), float(cached)]
+    torch = sys.modules.get("torch")
+    if torch is not None and hasattr(torch, "get_rng_state"):
+        state["torch"] = torch.get_rng_state().tolist()
     return state
 
 
@@ -62,6 +65,10 @@ def set_rng_state(state: dict) -> None:
         numpy.random.set_state(
             (kind, numpy.array(keys, dtype=numpy.uint32), pos, has_gauss, cached)
         )
+    if "torch" in state:
+        import torch
+
+        torch.set_rng_state(torch.tensor(state["torch"], dtype=torch.uint8))
 
 
 def _warn(error: BaseException) -> None:

@@ -4,6 +4,8 @@ Loading a pickle runs code, so values that plain JSON or a pickle-free ``.npy`` 
 exactly go there, and a checkpoint made only of those can be opened without trusting it. Modules
 are stored by name. Everything else goes through one dill pickle per group: linked variables
 share one pickle memo, so ``b is a`` and numpy views sharing memory with their base survive.
+When dill cannot pickle a group that the standard pickle can (a torch optimizer), and nothing
+in it is pickled by reference to the notebook's own ``__main__``, the "pickle" codec holds it.
 
 Example
 -------
@@ -21,6 +23,7 @@ import importlib
 import io
 import json
 import math
+import pickle
 import sys
 import types
 import warnings
@@ -30,7 +33,7 @@ import dill
 
 from nbelastic.errors import CheckpointFormatError, RestoreError, UnserializableError
 
-CODECS = ("json", "npy", "module", "dill")
+CODECS = ("json", "npy", "module", "dill", "pickle")
 SAFE_CODECS = frozenset({"json", "npy"})
 _MAX_JSON_INT_BITS = 14_000  # ~4200 digits, under CPython's default int <-> str limit of 4300
 
@@ -54,7 +57,7 @@ def encode_group(values: Mapping[str, object]) -> tuple[str, bytes]:
             encoded = encode(value)
             if encoded is not None:
                 return encoded
-    return "dill", _encode_dill(values)
+    return _encode_pickled(values)
 
 
 def decode_group(codec: str, payload: bytes, names: Sequence[str]) -> dict[str, object]:
@@ -71,7 +74,7 @@ def decode_group(codec: str, payload: bytes, names: Sequence[str]) -> dict[str, 
         raise CheckpointFormatError(
             f"{label}: unknown codec {codec!r} (written by a newer nbelastic?); upgrade nbelastic"
         )
-    if codec != "dill" and len(names) != 1:
+    if codec not in ("dill", "pickle") and len(names) != 1:
         raise CheckpointFormatError(f"{label}: codec {codec!r} holds exactly one variable")
     try:
         if codec == "json":
@@ -82,6 +85,8 @@ def decode_group(codec: str, payload: bytes, names: Sequence[str]) -> dict[str, 
             values = {names[0]: numpy.load(io.BytesIO(payload), allow_pickle=False)}
         elif codec == "module":
             values = {names[0]: importlib.import_module(payload.decode("utf-8"))}
+        elif codec == "pickle":
+            values = pickle.loads(payload)
         else:
             values = dill.loads(payload)
     except Exception as e:
@@ -91,7 +96,7 @@ def decode_group(codec: str, payload: bytes, names: Sequence[str]) -> dict[str, 
         ) from e
     if not isinstance(values, dict) or sorted(values) != sorted(names):
         raise CheckpointFormatError(
-            f"{label}: the dill blob holds other variables; the checkpoint is damaged"
+            f"{label}: the {codec} blob holds other variables; the checkpoint is damaged"
         )
     return {name: values[name] for name in names}
 
@@ -151,12 +156,27 @@ def _encode_module(value: object) -> tuple[str, bytes] | None:
     return None
 
 
-def _encode_dill(values: Mapping[str, object]) -> bytes:
+def _encode_pickled(values: Mapping[str, object]) -> tuple[str, bytes]:
     group = {name: values[name] for name in sorted(values)}
     try:
-        return _dumps(group)
+        return "dill", _dumps(group)
     except Exception as e:
-        raise _unserializable(group, e) from e
+        fallback = _plain_dumps(group)
+        if fallback is None:
+            raise _unserializable(group, e) from e
+        return "pickle", fallback
+
+
+def _plain_dumps(group: dict[str, object]) -> bytes | None:
+    """The standard pickle of ``group``, unless it fails or names something in ``__main__``
+    (pickled by reference, it would need that name to exist before it is loaded)."""
+    buffer = io.BytesIO()
+    try:
+        _PlainPickler(buffer).dump(group)
+    except Exception:  # noqa: BLE001 - any failure leaves the group to replay
+        return None
+    payload = buffer.getvalue()
+    return None if b"__main__" in payload else payload
 
 
 def _unserializable(group: dict[str, object], e: Exception) -> UnserializableError:
@@ -195,17 +215,14 @@ def _first_line(e: BaseException) -> str:
     return lines[0][:200] if lines else type(e).__name__
 
 
-class _Pickler(dill.Pickler):
-    """dill, fixed to by-value functions whose globals stay the live ``__main__.__dict__``,
-    and pickling numpy views as views of their base array so shared memory survives."""
-
-    def __init__(self, file: io.BytesIO) -> None:
-        super().__init__(file, protocol=5, byref=False, recurse=False)
-        numpy = sys.modules.get("numpy")
-        self._ndarray = None if numpy is None else numpy.ndarray
+class _ViewReducer:
+    """Pickle numpy views as views of their base array so shared memory survives."""
 
     def reducer_override(self, obj: object) -> object:
-        ndarray = self._ndarray
+        numpy = sys.modules.get("numpy")
+        ndarray = None if numpy is None else numpy.ndarray
+        if numpy is not None and isinstance(obj, numpy.memmap):
+            raise pickle.PicklingError("a memory-mapped array is re-opened by replay, not stored")
         if ndarray is None or type(obj) is not ndarray or not isinstance(obj.base, ndarray):
             return NotImplemented
         root = obj.base
@@ -227,6 +244,20 @@ class _Pickler(dill.Pickler):
             return NotImplemented  # outside the base's own buffer (as_strided tricks): copy
         args = (root, data - start, obj.shape, obj.strides, obj.dtype, obj.flags.writeable)
         return _rebuild_view, args
+
+
+class _Pickler(_ViewReducer, dill.Pickler):
+    """dill, fixed to by-value functions whose globals stay the live ``__main__.__dict__``."""
+
+    def __init__(self, file: io.BytesIO) -> None:
+        super().__init__(file, protocol=5, byref=False, recurse=False)
+
+
+class _PlainPickler(_ViewReducer, pickle.Pickler):
+    """The standard pickle, for what dill's by-value machinery trips over."""
+
+    def __init__(self, file: io.BytesIO) -> None:
+        super().__init__(file, protocol=5)
 
 
 def _rebuild_view(root, offset, shape, strides, dtype, writeable):
