@@ -30,7 +30,7 @@ def losses(rows: Sequence[Row], bandwidth: float) -> list[str]:
     for row in rows:
         for key, value in row.ratios.items():
             if value is not None and value.median > 1:
-                why = _REASONS[key](row.trial, row, bandwidth)
+                why = _REASONS[key](row.typical[key], row, bandwidth)
                 label = RATIOS[key]
                 if key == "migration" and row.migration_baseline == "rerun":
                     label = "migration / rerun"
@@ -62,7 +62,7 @@ def problems(rows: Sequence[Row]) -> list[str]:
 
 def plan_summary(row: Row) -> str:
     """What the first save decided: stored and replayed, and the biggest variables' fates."""
-    save, variables = row.trial.save, row.trial.variables
+    save, variables = row.worst.save, row.worst.variables
     biggest = sorted(variables.items(), key=lambda item: -item[1]["size"])[:3]
     fates = ", ".join(
         f"`{name}` {megabytes(info['size'])} {info['action']}" for name, info in biggest
@@ -70,7 +70,7 @@ def plan_summary(row: Row) -> str:
     return (
         f"stored {len(save['stored'])} variables ({megabytes(save['bytes_stored'])}), "
         f"replayed {len(save['replayed'])} via {len(save['replay_cells'])} of "
-        f"{row.trial.cells} cells; largest: {fates}"
+        f"{row.worst.cells} cells; largest: {fates}"
     )
 
 
@@ -96,16 +96,18 @@ def _save_bytes(t: Trial, row: Row, bandwidth: float) -> str:
 
 
 def _restore(t: Trial, row: Row, bandwidth: float) -> str:
-    inside = t.restore["seconds"]
+    rebuild = t.restore["seconds"]
+    checkpoint = t.restore_seconds - t.restore_extension_seconds - rebuild
     cells = ", ".join(map(str, t.restore["replayed"]))
+    dill = _seconds(t.dill_load_seconds) if t.dill_load_seconds is not None else "n/a (failed)"
     return (
-        f"the restore took {_seconds(t.restore_seconds)}, {_seconds(inside)} of it inside the "
-        f"kernel replaying {f'cells {cells}' if cells else 'no cell'} (the plan estimated "
-        f"{_seconds(t.save['estimated_restore_seconds'])}) and loading "
-        f"{len(t.restore['loaded'])} variables, the rest loading the extension and reading "
-        "the checkpoint; dill loaded in "
-        + (_seconds(t.dill_load_seconds) if t.dill_load_seconds is not None else "n/a (failed)")
-        + f" and re-running every cell took {_seconds(t.plain_seconds)}"
+        f"the restore took {_seconds(t.restore_seconds)}: "
+        f"{_seconds(t.restore_extension_seconds)} for `%load_ext nbelastic`, "
+        f"{_seconds(checkpoint)} reading and checking the checkpoint, {_seconds(rebuild)} "
+        f"replaying {f'cells {cells}' if cells else 'no cell'} and loading "
+        f"{len(t.restore['loaded'])} variables (the plan estimated "
+        f"{_seconds(t.save['estimated_restore_seconds'])}); dill loaded in {dill} and "
+        f"re-running every cell took {_seconds(t.plain_seconds)}"
     )
 
 

@@ -57,7 +57,8 @@ class Trial:
     checkpoint_bytes: int  # of save_bytes, the checkpoint in the notebook's metadata
     save: dict  # SaveReport.to_json of the first save
     variables: dict  # the checkpoint's variable table after the first save
-    restore_seconds: float
+    restore_seconds: float  # %load_ext nbelastic and the restore call
+    restore_extension_seconds: float  # of which %load_ext nbelastic
     restore: dict  # RestoreReport.to_json
     incremental_seconds: float
     incremental_bytes: int
@@ -93,6 +94,7 @@ def run_trial(workload: Workload, scale: float, directory: Path, bandwidth: floa
     with Kernel(cwd=directory, session=str(first_save)) as kernel:
         started = time.perf_counter()
         _silent(kernel, "%load_ext nbelastic")
+        restore_extension_seconds = time.perf_counter() - started
         restore = kernel.call("restore", {"notebook": str(first_save)})
         restore_seconds = time.perf_counter() - started
     dill_load_seconds = None
@@ -115,6 +117,7 @@ def run_trial(workload: Workload, scale: float, directory: Path, bandwidth: floa
         save=first.report,
         variables=_checkpoint(first_save)["variables"],
         restore_seconds=restore_seconds,
+        restore_extension_seconds=restore_extension_seconds,
         restore=restore,
         incremental_seconds=second.seconds,
         incremental_bytes=second.written,

@@ -63,7 +63,7 @@ def markdown(
         "it (restore and migration against dill where it works, else re-running).\n",
         table.markdown(*_targets(rows)) + "\n",
         "## Where nbelastic loses\n",
-        "Each ratio above 1, worst first, with the facts of the worst-verified repeat.\n",
+        "Each ratio above 1, worst first, with the facts of the repeat at its median.\n",
         "\n".join(explain.losses(rows, bandwidth)) or "Nowhere: every ratio is below 1.",
         "",
         "## Correctness and baseline failures\n",

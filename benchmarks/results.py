@@ -39,14 +39,15 @@ class Row:
     name: str
     repeats: int
     ratios: dict[str, Figure | None]  # keyed by RATIOS; None when the baseline failed
+    typical: dict[str, Trial | None]  # keyed by RATIOS: the repeat at that ratio's median
     absolute: dict[str, Figure | None]  # keyed by ABSOLUTE
     migration_baseline: str  # "dill", or "rerun" when dill could not dump the state
     dill_failures: int
     dill_error: str | None
     verified: int  # in the worst repeat
     total: int
-    problems: dict[str, object]  # mismatched, unverifiable, lost, failed cells (worst repeat)
-    trial: Trial  # the worst repeat, for the facts behind a ratio
+    problems: dict[str, object]  # what did not come back as saved (worst repeat), by kind
+    worst: Trial  # the repeat that verified fewest variables
 
 
 RATIOS = {
@@ -82,14 +83,14 @@ def migration_seconds(
     return seconds_out + size / bandwidth + seconds_in
 
 
+# What a restore report lists about variables that did not come back exactly as saved.
+PROBLEMS = ("mismatched", "unverifiable", "lost", "not_loaded", "rebuilt", "failed_cells")
+
+
 def summarise(name: str, trials: Sequence[Trial], bandwidth: float) -> Row:
     """One row from the repeats of one workload."""
     dumped = [t for t in trials if t.dill_error is None]
     dill_ok = len(dumped) == len(trials)
-
-    def median_of(pick: Callable[[Trial], float | None], among: Sequence[Trial]) -> Figure | None:
-        values = [v for v in map(pick, among) if v is not None]
-        return Figure.of(values) if values else None
 
     def nbelastic_migration(t: Trial) -> float:
         return migration_seconds(t.save_seconds, t.save_bytes, t.restore_seconds, bandwidth)
@@ -98,40 +99,49 @@ def summarise(name: str, trials: Sequence[Trial], bandwidth: float) -> Row:
         return migration_seconds(t.dill_seconds, t.dill_bytes, t.dill_load_seconds, bandwidth)
 
     migration_baseline = dill_migration if dill_ok else (lambda t: t.plain_seconds)
-    ratios = {
-        "save_time": median_of(lambda t: t.save_seconds / t.dill_seconds, dumped),
-        "save_bytes": median_of(lambda t: t.save_bytes / t.dill_bytes, dumped),
-        "restore_dill": median_of(lambda t: t.restore_seconds / t.dill_load_seconds, dumped),
-        "restore_rerun": median_of(lambda t: t.restore_seconds / t.plain_seconds, trials),
-        "migration": median_of(lambda t: nbelastic_migration(t) / migration_baseline(t), trials),
-        "run_time": median_of(lambda t: t.run_seconds / t.plain_seconds, trials),
-        "peak_rss": median_of(lambda t: t.peak_rss / t.plain_peak_rss, trials),
-        "incremental_bytes": median_of(lambda t: t.incremental_bytes / t.save_bytes, trials),
-        "incremental_time": median_of(lambda t: t.incremental_seconds / t.save_seconds, trials),
+    measures: dict[str, tuple[Callable[[Trial], float], Sequence[Trial]]] = {
+        "save_time": (lambda t: t.save_seconds / t.dill_seconds, dumped),
+        "save_bytes": (lambda t: t.save_bytes / t.dill_bytes, dumped),
+        "restore_dill": (lambda t: t.restore_seconds / t.dill_load_seconds, dumped),
+        "restore_rerun": (lambda t: t.restore_seconds / t.plain_seconds, trials),
+        "migration": (lambda t: nbelastic_migration(t) / migration_baseline(t), trials),
+        "run_time": (lambda t: t.run_seconds / t.plain_seconds, trials),
+        "peak_rss": (lambda t: t.peak_rss / t.plain_peak_rss, trials),
+        "incremental_bytes": (lambda t: t.incremental_bytes / t.save_bytes, trials),
+        "incremental_time": (lambda t: t.incremental_seconds / t.save_seconds, trials),
     }
     absolute = {
-        key: median_of(lambda t, key=key, scale=scale: _scaled(getattr(t, key), scale), trials)
+        key: _median_of(lambda t, key=key, scale=scale: _scaled(getattr(t, key), scale), trials)
         for key, (_, scale) in ABSOLUTE.items()
     }
     worst = min(trials, key=lambda t: (len(t.restore["verified"]), -len(t.restore["mismatched"])))
     report = worst.restore
+    counted = ("verified", "unverifiable", "mismatched", "lost", "not_loaded")
     return Row(
         name=name,
         repeats=len(trials),
-        ratios=ratios,
+        ratios={key: _median_of(*measure) for key, measure in measures.items()},
+        typical={key: _at_median(*measure) for key, measure in measures.items()},
         absolute=absolute,
         migration_baseline="dill" if dill_ok else "rerun",
         dill_failures=len(trials) - len(dumped),
         dill_error=next((t.dill_error for t in trials if t.dill_error), None),
         verified=len(report["verified"]),
-        total=sum(len(report[key]) for key in ("verified", "unverifiable", "mismatched", "lost")),
-        problems={
-            key: report[key]
-            for key in ("mismatched", "unverifiable", "lost", "failed_cells")
-            if report[key]
-        },
-        trial=worst,
+        total=sum(len(report.get(key, ())) for key in counted),
+        problems={key: report[key] for key in PROBLEMS if report.get(key)},
+        worst=worst,
     )
+
+
+def _median_of(pick: Callable[[Trial], float | None], among: Sequence[Trial]) -> Figure | None:
+    values = [v for v in map(pick, among) if v is not None]
+    return Figure.of(values) if values else None
+
+
+def _at_median(pick: Callable[[Trial], float], among: Sequence[Trial]) -> Trial | None:
+    """The repeat whose value is the median (the lower middle one for an even count)."""
+    ranked = sorted(range(len(among)), key=lambda index: pick(among[index]))
+    return among[ranked[(len(ranked) - 1) // 2]] if ranked else None
 
 
 def _scaled(value: float | None, scale: float) -> float | None:
