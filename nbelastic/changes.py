@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from nbelastic.errors import NbelasticError
 from nbelastic.store import BlobStore, read_manifest
+from nbelastic.store.remote import RemoteBlobStore
 
 
 @dataclass(frozen=True)
@@ -83,7 +84,7 @@ def _writer_code(document: dict, name: str) -> str | None:
     return None
 
 
-def stored_blobs(document: dict, store: BlobStore) -> dict[str, int] | None:
+def stored_blobs(document: dict, store: BlobStore | RemoteBlobStore) -> dict[str, int] | None:
     """Key -> payload size of each blob holding a stored variable of the checkpoint, or None if
     its manifest cannot be read (a missing or damaged sidecar)."""
     try:

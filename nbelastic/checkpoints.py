@@ -10,6 +10,11 @@ the variables that changed after it.
 Saving the same state twice records one checkpoint: a save whose document equals the newest
 recorded one writes nothing, which keeps "saving unchanged state touches no file" true.
 
+A save puts its own id into the document (``"checkpoint": "3-0a1b2c3d4e5f"``) before signing
+it, so the digest leaves out that field and the signature. The id is what a jupytext text
+notebook keeps in its header instead of the whole document (see ``resolve`` and
+nbelastic.notebook): a reference that the sidecar's history turns back into the document.
+
 A checkpoint is named on the command line by its id (``3-0a1b2c3d4e5f``), its number (``3``),
 a prefix of its digest (``0a1b2c``, at least 4 digits) or ``latest``.
 """
@@ -32,6 +37,8 @@ from nbelastic.notebook import validate_checkpoint
 CHECKPOINTS_DIR = "checkpoints"
 RECORD_FORMAT = 1
 _NAME = re.compile(r"([1-9][0-9]*)-([0-9a-f]{12})\.json")
+ID_PATTERN = re.compile(r"[1-9][0-9]*-[0-9a-f]{12}")
+_NOT_DIGESTED = ("checkpoint", "signature")  # the id itself, and what signs the id
 _DIGEST_PREFIX = re.compile(r"[0-9a-f]{4,64}")
 
 
@@ -60,12 +67,14 @@ class CheckpointRecord:
 
 
 def document_digest(document: dict) -> str:
-    """sha256 of the document's canonical JSON: equal documents, equal digests.
+    """sha256 of the document's canonical JSON, without its id and signature: the same state
+    saved twice has one digest.
 
-    >>> document_digest({"b": 1, "a": [2]}) == document_digest({"a": [2], "b": 1})
+    >>> document_digest({"b": 1, "a": [2]}) == document_digest({"a": [2], "b": 1, "signature": 0})
     True
     """
-    text = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    content = {key: value for key, value in document.items() if key not in _NOT_DIGESTED}
+    text = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
@@ -74,19 +83,30 @@ def history_dir(sidecar: str | os.PathLike) -> Path:
     return Path(sidecar) / CHECKPOINTS_DIR
 
 
-def record_checkpoint(
-    sidecar: str | os.PathLike, document: dict, *, now: datetime | None = None
-) -> str:
-    """Keep ``document`` in the sidecar's history; its checkpoint id.
-
-    Writes nothing when the newest record holds the same document. The record is written to a
-    temp file, fsynced and linked into place, so a crash leaves no half record. Two saves
-    racing may take the same number; their ids still differ by digest and both are listed.
-    """
+def next_checkpoint_id(sidecar: str | os.PathLike, document: dict) -> str:
+    """The id a save of ``document`` takes: the newest record's if it holds the same state,
+    else the next number with this document's digest."""
     digest = document_digest(document)
     named = _record_files(sidecar)
     if named and _recorded_digest(named[-1][2]) == digest:
         return named[-1][2].stem
+    return f"{named[-1][0] + 1 if named else 1}-{digest[:12]}"
+
+
+def record_checkpoint(
+    sidecar: str | os.PathLike, document: dict, *, now: datetime | None = None
+) -> str:
+    """Keep ``document`` in the sidecar's history under the id it carries (or the one
+    ``next_checkpoint_id`` gives it); that id.
+
+    Writes nothing when that record exists. The record is written to a temp file, fsynced and
+    linked into place, so a crash leaves no half record. Two saves racing may take the same
+    number; their ids still differ by digest and both are listed.
+    """
+    digest = document_digest(document)
+    checkpoint_id = document.get("checkpoint") or next_checkpoint_id(sidecar, document)
+    if not ID_PATTERN.fullmatch(checkpoint_id) or checkpoint_id[-12:] != digest[:12]:
+        raise ValueError(f"{checkpoint_id!r} is not the id of this document")
     moment = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
     payload = {
         "format": RECORD_FORMAT,
@@ -96,25 +116,26 @@ def record_checkpoint(
     }
     data = (json.dumps(payload, indent=1, sort_keys=True, ensure_ascii=False) + "\n").encode()
     directory = history_dir(sidecar)
-    number = named[-1][0] + 1 if named else 1
+    target = directory / f"{checkpoint_id}.json"
+    if target.is_file():
+        return checkpoint_id
     try:
         directory.mkdir(parents=True, exist_ok=True)
         temporary = directory / f".nbelastic-{secrets.token_hex(8)}.tmp"
         _write_synced(temporary, data)
-        target = directory / f"{number}-{digest[:12]}.json"
         try:
             os.link(temporary, target)  # never replaces: a record is written once
         except FileExistsError:
-            pass  # a concurrent save recorded this very document under this number
+            pass  # a concurrent save recorded this very document under this id
         finally:
             with suppress(OSError):
                 temporary.unlink()
     except OSError as error:
         raise StoreWriteError(
             f"could not record the checkpoint in {directory} ({error.strerror or error}): "
-            "the notebook holds it; free disk space or fix the permissions and save again"
+            "free disk space or fix the permissions and save again"
         ) from None
-    return target.stem
+    return checkpoint_id
 
 
 def list_checkpoints(sidecar: str | os.PathLike) -> list[CheckpointRecord]:
@@ -151,12 +172,35 @@ def find_checkpoint(sidecar: str | os.PathLike, reference: str) -> CheckpointRec
 
 
 def current_record(sidecar: str | os.PathLike, document: dict | None) -> CheckpointRecord | None:
-    """The newest record holding ``document`` (a notebook's checkpoint), if it was recorded."""
+    """The record of ``document`` (a notebook's checkpoint, whole or a reference): the one its
+    id names, or for a document without id the newest with its digest; None if unrecorded."""
     if document is None:
         return None
-    digest = document_digest(document)
-    matching = [r for r in list_checkpoints(sidecar) if r.digest == digest]
+    records = list_checkpoints(sidecar)
+    if "checkpoint" in document:
+        matching = [r for r in records if r.id == document["checkpoint"]]
+    else:
+        matching = [r for r in records if r.digest == document_digest(document)]
     return matching[-1] if matching else None
+
+
+def is_reference(document: object) -> bool:
+    """Whether ``document`` is only a reference (format and id), as a text header keeps it."""
+    return isinstance(document, dict) and set(document) == {"format", "checkpoint"}
+
+
+def resolve(sidecar: str | os.PathLike, document: dict, *, subject: str) -> dict:
+    """The whole checkpoint document that ``document`` stands for: itself, or for a reference
+    (as a jupytext text header keeps it) the document of the record it names."""
+    if not is_reference(document):
+        return document
+    for record in list_checkpoints(sidecar):
+        if record.id == document["checkpoint"]:
+            return record.document
+    raise UnknownCheckpointError(
+        f"{subject} refers to checkpoint {document['checkpoint']}, which is not in "
+        f"{history_dir(sidecar)}: copy the whole sidecar directory along with the notebook"
+    )
 
 
 def _record_files(sidecar: str | os.PathLike) -> list[tuple[int, str, Path]]:
@@ -211,6 +255,8 @@ def _read_record(path: Path, number: int, short_digest: str) -> CheckpointRecord
     digest = document_digest(document)
     if digest != payload["digest"] or not digest.startswith(short_digest):
         raise damaged("its document does not match its digest")
+    if document.get("checkpoint", f"{number}-{short_digest}") != f"{number}-{short_digest}":
+        raise damaged(f"its document says it is checkpoint {document['checkpoint']}")
     return CheckpointRecord(
         f"{number}-{short_digest}", number, digest, str(payload["saved_at"]), document, path
     )

@@ -23,11 +23,18 @@ from pathlib import Path
 
 import jupytext
 
-from nbelastic.checkpoints import document_digest, history_dir, list_checkpoints
+from nbelastic.checkpoints import (
+    CheckpointRecord,
+    current_record,
+    history_dir,
+    is_reference,
+    list_checkpoints,
+)
 from nbelastic.errors import NbelasticError
 from nbelastic.notebook import checkpoint_of, read_notebook, sidecar_dir, strip_checkpoint
 from nbelastic.planner import format_bytes
 from nbelastic.store import BlobStore, read_manifest
+from nbelastic.store.remote import is_url
 
 DEFAULT_MIN_AGE = 3600.0
 
@@ -78,15 +85,18 @@ def live_documents(notebook: Path) -> list[dict]:
     documents = [r.document for r in list_checkpoints(sidecar_dir(notebook))]
     for twin in twins(notebook):
         document = checkpoint_of(read_notebook(twin))
-        if document is not None:
+        if document is not None and not is_reference(document):  # a reference's record is in
             documents.append(document)
     return documents
 
 
 def referenced_keys(documents: list[dict], store: BlobStore) -> set[str]:
-    """The blobs these checkpoint documents need; NbelasticError if one cannot be read."""
+    """The blobs of ``store`` these checkpoint documents need (those kept at a URL are not
+    here); NbelasticError if one cannot be read."""
     keys: set[str] = set()
     for document in documents:
+        if is_url(str(document.get("store", ""))):
+            continue  # its blobs live at that URL, not in this sidecar
         try:
             manifest_key = document["manifest"]
             manifest = read_manifest(store, manifest_key)
@@ -200,28 +210,33 @@ class Stripped:
         return "; ".join(parts)
 
 
+def _holds(sidecar: Path, document: dict, record: CheckpointRecord) -> bool:
+    found = current_record(sidecar, document)
+    return found is not None and found.id == record.id
+
+
 def strip_with_sidecar(notebook: str | os.PathLike) -> Stripped:
     """Remove ``notebook``'s checkpoint, its records in the sidecar's history, and the blobs
     no remaining checkpoint uses (a twin notebook's, an older save's); then the sidecar itself
     if nothing is left in it. Checks every remaining checkpoint before changing anything."""
     notebook = Path(notebook)
-    own = checkpoint_of(read_notebook(notebook))
-    own_digest = None if own is None else document_digest(own)
-    records = list_checkpoints(sidecar_dir(notebook))
-    remaining = [r.document for r in records if r.digest != own_digest]
-    for twin in twins(notebook):
-        document = checkpoint_of(read_notebook(twin)) if twin != notebook else None
-        if document is not None:
-            remaining.append(document)
+    sidecar = sidecar_dir(notebook)
+    own = current_record(sidecar, checkpoint_of(read_notebook(notebook)))
+    others = [checkpoint_of(read_notebook(twin)) for twin in twins(notebook) if twin != notebook]
+    others = [document for document in others if document is not None]
+    if own is not None and any(_holds(sidecar, document, own) for document in others):
+        own = None  # a twin still holds it: its record stays
+    records = list_checkpoints(sidecar)
+    remaining = [r.document for r in records if own is None or r.id != own.id]
+    remaining += [document for document in others if not is_reference(document)]
     store = BlobStore(sidecar_dir(notebook))
     referenced_keys(remaining, store)  # fails, changing nothing, if one cannot be read
     removed = strip_checkpoint(notebook)
     dropped = []
-    for record in records:
-        if record.digest == own_digest:
-            with suppress(FileNotFoundError):
-                record.path.unlink()
-            dropped.append(record.id)
+    if own is not None:
+        with suppress(FileNotFoundError):
+            own.path.unlink()
+        dropped.append(own.id)
     collection = collect(notebook, min_age=0, documents=remaining)
     if not any(checkpoint_of(read_notebook(twin)) for twin in twins(notebook)):
         with suppress(FileNotFoundError):  # it lists the stripped checkpoint's variables

@@ -24,6 +24,7 @@ import copy
 import json
 import math
 import os
+import re
 import secrets
 import stat
 from collections.abc import Iterator, Sequence
@@ -47,6 +48,9 @@ from nbelastic.errors import (
 
 METADATA_KEY = "nbelastic"
 FORMAT_VERSION = 1
+# The full path of the notebook a kernel was started for, set by the server extension
+# (nbelastic.server): jupyter_server's own JPY_SESSION_NAME is relative to the server's root.
+NOTEBOOK_ENV = "NBELASTIC_NOTEBOOK"
 
 _SCHEMA = f"checkpoint-{FORMAT_VERSION}.json"
 _IPYNB = ".ipynb"
@@ -64,6 +68,7 @@ _PYTHON_METADATA = {
     },
 }
 _MAX_REASON = 200
+_CHECKPOINT_ID = re.compile(r"[1-9][0-9]*-[0-9a-f]{12}")
 
 
 def sidecar_dir(notebook: str | os.PathLike) -> Path:
@@ -104,11 +109,16 @@ def validate_checkpoint(document: object) -> dict:
 
 
 def read_checkpoint(notebook: str | os.PathLike) -> dict:
-    """The validated checkpoint of ``notebook``.
+    """The validated checkpoint of ``notebook``, whole even where the notebook keeps only a
+    reference to it (a jupytext text header: see nbelastic.checkpoints.resolve).
 
     Raises NotebookNotFoundError (no such notebook, or not a notebook), NoCheckpointError (a
-    notebook without a checkpoint) or CheckpointFormatError (malformed or newer checkpoint).
+    notebook without a checkpoint), CheckpointFormatError (malformed or newer checkpoint) or
+    UnknownCheckpointError (a reference to a checkpoint missing from the sidecar).
     """
+    # Imported here: the sidecar's history validates its records with this module.
+    from nbelastic.checkpoints import resolve
+
     path = Path(notebook)
     nb = _load(path)
     if METADATA_KEY not in nb.metadata:
@@ -116,11 +126,12 @@ def read_checkpoint(notebook: str | os.PathLike) -> dict:
             f"{path} has no nbelastic checkpoint: "
             f"run `%nbelastic save` or `nbelastic run {path}` first"
         )
-    return _validate(
+    document = _validate(
         nb.metadata[METADATA_KEY],
         str(path),
         remedy=f": save the state again, or remove it with `nbelastic strip {path}`",
     )
+    return resolve(sidecar_dir(path), document, subject=str(path))
 
 
 def write_checkpoint(
@@ -235,6 +246,12 @@ def _validate(document: object, subject: str, *, remedy: str) -> dict:
             f"({__version__}) reads ({FORMAT_VERSION}): "
             "upgrade nbelastic (pip install -U nbelastic)"
         )
+    if set(document) == {"format", "checkpoint"}:  # a text header's reference to a record
+        if not isinstance(document["checkpoint"], str) or not _CHECKPOINT_ID.fullmatch(
+            document["checkpoint"]
+        ):
+            raise malformed("$.checkpoint", f"{document['checkpoint']!r} is not a checkpoint id")
+        return document
     error = jsonschema.exceptions.best_match(_validator().iter_errors(document))
     if error is not None:
         raise malformed(error.json_path, error.message)
@@ -357,6 +374,21 @@ def _filter_entries(metadata: dict) -> list[str]:
     return [entry.strip() for entry in text.split(",") if entry.strip()]
 
 
+def _header_entries(metadata: dict) -> list[str]:
+    """The filter entries that make jupytext keep the checkpoint in a text header: only its
+    reference (format and id) when it has an id, so the header stays a few lines; all of it
+    otherwise."""
+    document = metadata.get(METADATA_KEY)
+    if isinstance(document, dict) and "checkpoint" in document:
+        return [f"{METADATA_KEY}.checkpoint", f"{METADATA_KEY}.format"]
+    return [METADATA_KEY]
+
+
+def _is_ours(entry: str) -> bool:
+    name = entry.lstrip("-")
+    return name == METADATA_KEY or name.startswith(f"{METADATA_KEY}.")
+
+
 def _keep_in_text_header(metadata: dict) -> None:
     """Make jupytext write the checkpoint into the text header, now and on later saves.
 
@@ -365,26 +397,28 @@ def _keep_in_text_header(metadata: dict) -> None:
     with the filter ``-all``; the header must then keep the filter itself, or the next read
     would infer another filter and the next write would differ.
     """
-    entries = [e for e in _filter_entries(metadata) if e.lstrip("-") != METADATA_KEY]
+    entries = [e for e in _filter_entries(metadata) if not _is_ours(e)]
     if "all" not in entries:
-        entries.insert(0, METADATA_KEY)
+        entries[:0] = _header_entries(metadata)
         if "-all" in entries and _FILTER_ITSELF not in entries:
-            entries.insert(1, _FILTER_ITSELF)
+            entries.insert(entries.index("-all"), _FILTER_ITSELF)
     metadata.setdefault("jupytext", {})["notebook_metadata_filter"] = ",".join(entries)
 
 
 def _drop_from_text_header(metadata: dict) -> None:
     """Undo ``_keep_in_text_header``, so a stripped headerless script has no header again."""
     entries = _filter_entries(metadata)
-    if METADATA_KEY not in entries:
+    if not any(_is_ours(entry) for entry in entries):
         return
-    entries.remove(METADATA_KEY)
+    entries = [entry for entry in entries if not _is_ours(entry)]
     if sorted(entries) == sorted([_FILTER_ITSELF, "-all"]):
         entries = ["-all"]
     if entries:
         metadata["jupytext"]["notebook_metadata_filter"] = ",".join(entries)
     else:
-        metadata.get("jupytext", {}).pop("notebook_metadata_filter", None)
+        metadata["jupytext"].pop("notebook_metadata_filter", None)
+        if not metadata["jupytext"]:
+            del metadata["jupytext"]
 
 
 def _save(path: Path, nb: nbformat.NotebookNode) -> None:
@@ -393,12 +427,17 @@ def _save(path: Path, nb: nbformat.NotebookNode) -> None:
 
 
 def _dumps(path: Path, nb: nbformat.NotebookNode) -> str:
-    """``nb`` as the text of a file at ``path``, in the format its suffix names."""
-    if path.suffix != _IPYNB:
-        if METADATA_KEY in nb.metadata:
-            _keep_in_text_header(nb.metadata)
-        else:
-            _drop_from_text_header(nb.metadata)
+    """``nb`` as the text of a file at ``path``, in the format its suffix names.
+
+    A checkpoint with an id also makes an ``.ipynb`` name its reference in the jupytext filter,
+    so that ``jupytext --to py:percent`` carries the reference into the text header and the
+    way back restores it.
+    """
+    document = nb.metadata.get(METADATA_KEY)
+    if document is None:
+        _drop_from_text_header(nb.metadata)
+    elif path.suffix != _IPYNB or (isinstance(document, dict) and "checkpoint" in document):
+        _keep_in_text_header(nb.metadata)
     # For .ipynb this is nbformat.writes, minus the marker jupytext puts on notebooks read from
     # text, so a script converted to .ipynb does not claim to be text.
     text = jupytext.writes(nb, fmt={"extension": path.suffix})

@@ -17,6 +17,7 @@ from nbelastic.history import History
 from nbelastic.notebook import read_checkpoint, sidecar_dir
 from nbelastic.planner import format_bytes
 from nbelastic.store import BlobStore, read_manifest
+from nbelastic.store.remote import RemoteBlobStore, open_store
 from nbelastic.tables import format_table
 
 _FATES = {"store": "stored", "replay": "replayed", "lost": "lost"}
@@ -82,7 +83,7 @@ def saved_status(notebook: str | os.PathLike) -> SavedStatus:
     history = History.from_json(document["history"])
     runtimes = {e.id: e.runtime for e in history.executions}
     replay = set(plan["replay"])
-    store = BlobStore(notebook.parent / document["store"])
+    store = open_store(document["store"], notebook)
     payload = _payload_sizes(document, store)
     rows = []
     for name, info in sorted(document["variables"].items()):
@@ -106,7 +107,7 @@ def saved_status(notebook: str | os.PathLike) -> SavedStatus:
     )
 
 
-def _payload_sizes(document: dict, store: BlobStore) -> dict[str, int]:
+def _payload_sizes(document: dict, store: BlobStore | RemoteBlobStore) -> dict[str, int]:
     """Bytes to load for each stored variable: its group's blob (a linked group is loaded
     whole, so each member is charged the group); empty if the manifest cannot be read."""
     try:

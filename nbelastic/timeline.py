@@ -13,14 +13,14 @@ from pathlib import Path
 from nbelastic.changes import Changes, compare, stored_blobs
 from nbelastic.checkpoints import (
     CheckpointRecord,
-    document_digest,
+    current_record,
     find_checkpoint,
     list_checkpoints,
 )
 from nbelastic.errors import NoCheckpointError
 from nbelastic.notebook import checkpoint_of, read_notebook, sidecar_dir
 from nbelastic.planner import format_bytes
-from nbelastic.store import BlobStore
+from nbelastic.store.remote import open_store
 from nbelastic.tables import format_table
 
 
@@ -51,8 +51,7 @@ class LogEntry:
 def checkpoint_log(notebook: str | os.PathLike) -> list[LogEntry]:
     """The notebook's checkpoints, oldest first; NoCheckpointError if it has none."""
     notebook = Path(notebook)
-    current = checkpoint_of(read_notebook(notebook))
-    current_digest = None if current is None else document_digest(current)
+    current = current_record(sidecar_dir(notebook), checkpoint_of(read_notebook(notebook)))
     records = list_checkpoints(sidecar_dir(notebook))
     if not records:
         raise NoCheckpointError(
@@ -62,7 +61,7 @@ def checkpoint_log(notebook: str | os.PathLike) -> list[LogEntry]:
         )
     entries, previous, previous_blobs = [], None, {}
     for record in records:
-        blobs = stored_blobs(record.document, _store(notebook, record.document))
+        blobs = stored_blobs(record.document, open_store(record.document["store"], notebook))
         new = None if blobs is None else sum(s for k, s in blobs.items() if k not in previous_blobs)
         entries.append(
             LogEntry(
@@ -70,7 +69,7 @@ def checkpoint_log(notebook: str | os.PathLike) -> list[LogEntry]:
                 compare(previous, record.document),
                 None if blobs is None else sum(blobs.values()),
                 new,
-                record.digest == current_digest,
+                current is not None and record.id == current.id,
             )
         )
         previous, previous_blobs = record.document, blobs or {}
@@ -139,10 +138,6 @@ def format_diff(diff: CheckpointDiff) -> str:
         rows.append([item.kind, item.name, row["type"], before, after])
     table = format_table(["change", "variable", "type", "before", "after"], rows, right={3, 4})
     return f"{title}\n{table}"
-
-
-def _store(notebook: Path, document: dict) -> BlobStore:
-    return BlobStore(notebook.parent / document["store"])
 
 
 def _size(size: int | None) -> str:

@@ -16,10 +16,12 @@ from nbelastic.checkpoints import (
     find_checkpoint,
     history_dir,
     list_checkpoints,
+    next_checkpoint_id,
     record_checkpoint,
+    resolve,
 )
 from nbelastic.errors import CheckpointFormatError
-from nbelastic.notebook import sidecar_dir
+from nbelastic.notebook import read_checkpoint, sidecar_dir, write_checkpoint
 from nbelastic.timeline import checkpoint_diff, checkpoint_log, format_log
 
 
@@ -155,3 +157,42 @@ def test_diff_reports_sizes_before_and_after(notebook):
     (change,) = diff["changes"]
     assert change["name"] == "x" and change["change"] == "changed"
     assert change["size_before"] < change["size_after"]
+
+
+def test_a_document_carrying_its_id_is_recorded_under_it(notebook):
+    document = save_values(notebook, {"x": 1}, write=False)
+    document["checkpoint"] = next_checkpoint_id(sidecar_dir(notebook), document)
+    assert record_checkpoint(sidecar_dir(notebook), document) == document["checkpoint"]
+    assert find_checkpoint(sidecar_dir(notebook), "1").document == document
+
+
+def test_the_id_and_signature_do_not_change_the_digest(notebook):
+    document = save_values(notebook, {"x": 1}, write=False)
+    marked = {**document, "checkpoint": "1-" + "0" * 12, "signature": "hmac-sha256:" + "0" * 64}
+    assert document_digest(marked) == document_digest(document)
+
+
+def test_a_reference_resolves_to_its_record(notebook):
+    document = save_values(notebook, {"x": 1}, write=False)
+    checkpoint_id = record_checkpoint(sidecar_dir(notebook), document)
+    reference = {"format": 1, "checkpoint": checkpoint_id}
+    assert resolve(sidecar_dir(notebook), reference, subject="nb") == document
+
+
+def test_a_whole_document_is_its_own_resolution(notebook):
+    document = save_values(notebook, {"x": 1}, write=False)
+    document["checkpoint"] = "7-" + "f" * 12  # even with an id no record has
+    assert resolve(sidecar_dir(notebook), document, subject="nb") is document
+
+
+def test_a_reference_to_a_missing_record_names_what_to_copy(notebook):
+    with pytest.raises(UnknownCheckpointError) as error:
+        resolve(sidecar_dir(notebook), {"format": 1, "checkpoint": "4-" + "a" * 12}, subject="nb")
+    assert "copy the whole sidecar" in str(error.value) and "\n" not in str(error.value)
+
+
+def test_read_checkpoint_of_a_reference_gives_the_whole_document(notebook):
+    document = save_values(notebook, {"x": 1}, write=False)
+    checkpoint_id = record_checkpoint(sidecar_dir(notebook), document)
+    write_checkpoint(notebook, {"format": 1, "checkpoint": checkpoint_id})
+    assert read_checkpoint(notebook) == document
