@@ -199,7 +199,13 @@ def rebuild(
     bind_after: dict[int, list[tuple[ManifestEntry, str]]] = {}
     for entry in entries:
         for name in entry.names:
-            bind_after.setdefault(_bind_point(history, name), []).append((entry, name))
+            point = _bind_point(history, name)
+            bind_after.setdefault(point, []).append((entry, name))
+            if point > 0 and _written_outside_cells(history, name):
+                # Made where no cell was watched (a silent execution): replayed cells may have
+                # read it unrecorded, so it is in place before them too, and bound again at its
+                # own point in case a replayed cell rebinds an older version.
+                bind_after.setdefault(-1, []).append((entry, name))
     decoded: dict[ManifestEntry, Mapping[str, object] | None] = {}
     steps = sorted(set(replay) | set(bind_after))
     total = len(replay) + len(entries)
@@ -223,7 +229,8 @@ def rebuild(
             values = decoded[entry]
             if values is not None:
                 namespace[name] = values[name]
-                report.loaded.append(name)
+                if name not in report.loaded:
+                    report.loaded.append(name)
     for name in set(namespace) - names_before - set(variables):
         del namespace[name]
     _verify(report, variables, namespace)
@@ -242,6 +249,11 @@ def _load(
         for name in entry.names:
             report.not_loaded[name] = str(error)
         return None
+
+
+def _written_outside_cells(history: History, name: str) -> bool:
+    snapshot = history.active.get(name)
+    return snapshot is None or not history.writer(snapshot).replayable
 
 
 def _bind_point(history: History, name: str) -> int:

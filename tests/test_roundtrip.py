@@ -298,3 +298,21 @@ def test_unseeded_torch_training_round_trips(roundtrip, plan):
     )
     assert_restored(rt)
     assert rt.check("opt.param_groups[0]['params'][0] is model.weight") is True
+
+
+def test_a_variable_made_by_a_silent_execution_is_in_place_for_replayed_cells(tmp_path):
+    from conftest import describe_namespace
+
+    from nbelastic.driver import Kernel
+
+    notebook = tmp_path / "silent.ipynb"
+    with Kernel(cwd=tmp_path) as first:
+        assert first.execute("%load_ext nbelastic").error is None
+        assert first.execute("SCALE = 3", silent=True).error is None
+        assert first.execute("a = list(range(SCALE))").error is None
+        before = describe_namespace(first)
+        first.call("save", {"notebook": str(notebook), "plan": "recompute-all"})
+    with Kernel(cwd=tmp_path) as second:
+        report = second.call("restore", {"notebook": str(notebook)})
+        assert report["ok"], report
+        assert describe_namespace(second) == before
