@@ -338,19 +338,39 @@ def strip(notebooks, sidecar, from_stdin, quiet, as_json) -> None:
 @main.command()
 @_notebook_argument
 @click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
-def status(notebook, as_json) -> None:
+@click.option(
+    "--graph",
+    "graph_path",
+    type=click.Path(dir_okay=False, path_type=Path, allow_dash=True),
+    metavar="FILE",
+    help="Also draw the history graph with the plan on it: SVG, DOT if FILE ends in .dot, "
+    "- for SVG on stdout.",
+)
+def status(notebook, as_json, graph_path) -> None:
     """What NOTEBOOK's saved checkpoint holds: each variable's type, size, fate, cost.
 
     Fate is stored (loaded from the sidecar) or replayed (rebuilt by re-running cells); cost
     is the estimated seconds to bring it back. Read from the metadata: no kernel starts.
     """
-    from nbelastic.status import saved_status
+    from nbelastic.graph import render_svg, write_graph
+    from nbelastic.status import saved_graph, saved_status
 
+    to_stdout = graph_path == Path("-")
+    if to_stdout and as_json:
+        _fail(NbelasticError("--json and --graph - both print to stdout: give --graph a file"))
     try:
         found = saved_status(notebook)
+        graph = None if graph_path is None else saved_graph(notebook)
+        if graph is not None and not to_stdout:
+            write_graph(graph, graph_path)
     except NbelasticError as error:
         _fail(error)
+    if to_stdout:
+        click.echo(render_svg(graph), nl=False)
+        return
     click.echo(json.dumps(found.to_json(), indent=1) if as_json else found.table())
+    if graph_path is not None and not as_json:
+        click.echo(f"history graph drawn to {graph_path}")
 
 
 @main.command()

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from nbelastic.checkpoints import CheckpointRecord, current_record
 from nbelastic.errors import NbelasticError
+from nbelastic.graph import PlannedHistory, from_checkpoint
 from nbelastic.history import History
 from nbelastic.notebook import read_checkpoint, sidecar_dir
 from nbelastic.planner import format_bytes
@@ -105,6 +106,12 @@ def saved_status(notebook: str | os.PathLike) -> SavedStatus:
         list(plan["replay"]),
         plan["restore_seconds"],
     )
+
+
+def saved_graph(notebook: str | os.PathLike) -> PlannedHistory:
+    """The history graph and plan ``notebook``'s checkpoint holds, to draw (``--graph``)."""
+    notebook = Path(notebook)
+    return from_checkpoint(read_checkpoint(notebook), f"{notebook.name}: history and restore plan")
 
 
 def _payload_sizes(document: dict, store: BlobStore | RemoteBlobStore) -> dict[str, int]:
