@@ -16,6 +16,10 @@ Three promises hold here:
 
 ``.ipynb`` notebooks are read and checked with nbformat; text notebooks (``.py``, ``.md``, ...) go
 through jupytext, told to keep the checkpoint in the text header.
+
+nbformat, jupytext and jsonschema are imported by the functions that use them: importing them
+takes over a second (jsonschema's format checkers compile grammars), and the kernel extension,
+the git textconv driver and most commands import this module for a constant or ``sidecar_dir``.
 """
 
 from __future__ import annotations
@@ -32,11 +36,7 @@ from contextlib import suppress
 from functools import cache
 from importlib import resources
 from pathlib import Path
-
-import jsonschema
-import jupytext
-import nbformat
-import nbformat.reader
+from typing import TYPE_CHECKING
 
 from nbelastic import __version__
 from nbelastic.errors import (
@@ -45,6 +45,10 @@ from nbelastic.errors import (
     NotebookNotFoundError,
     StoreWriteError,
 )
+
+if TYPE_CHECKING:
+    import jsonschema
+    import nbformat
 
 METADATA_KEY = "nbelastic"
 FORMAT_VERSION = 1
@@ -88,8 +92,8 @@ def checkpoint_of(nb: nbformat.NotebookNode) -> dict | None:
     For callers that already hold a notebook in memory and only need to know whether it carries
     a checkpoint; ``read_checkpoint`` is the checked way in.
 
-    >>> checkpoint_of(nbformat.v4.new_notebook()) is None
-    True
+    >>> checkpoint_of({"metadata": {"nbelastic": {"format": 1}}}), checkpoint_of({"metadata": {}})
+    ({'format': 1}, None)
     """
     return nb.get("metadata", {}).get(METADATA_KEY)
 
@@ -208,6 +212,8 @@ def write_notebook(
     does not exist, whatever ``nb`` carried: rewriting cells and outputs then neither drops the
     current checkpoint nor brings in a stale one. ``nb`` itself is not modified.
     """
+    import nbformat
+
     path = Path(notebook)
     _check_suffix(path)
     nb = nbformat.NotebookNode(nb, metadata=copy.deepcopy(nb.metadata))
@@ -252,6 +258,8 @@ def _validate(document: object, subject: str, *, remedy: str) -> dict:
         ):
             raise malformed("$.checkpoint", f"{document['checkpoint']!r} is not a checkpoint id")
         return document
+    import jsonschema
+
     error = jsonschema.exceptions.best_match(_validator().iter_errors(document))
     if error is not None:
         raise malformed(error.json_path, error.message)
@@ -262,6 +270,8 @@ def _validate(document: object, subject: str, *, remedy: str) -> dict:
 
 @cache
 def _validator() -> jsonschema.Draft202012Validator:
+    import jsonschema
+
     text = (resources.files("nbelastic") / "schema" / _SCHEMA).read_text(encoding="utf-8")
     return jsonschema.Draft202012Validator(json.loads(text))
 
@@ -296,6 +306,10 @@ def _beyond_schema(document: dict) -> Iterator[tuple[str, str]]:
 
 
 def _check_suffix(path: Path) -> None:
+    if path.suffix == _IPYNB:
+        return
+    import jupytext
+
     if path.suffix not in jupytext.NOTEBOOK_EXTENSIONS:
         raise NotebookNotFoundError(
             f"{path} is not a notebook: give a .ipynb file or a jupytext text notebook "
@@ -329,6 +343,10 @@ def _parse(path: Path, text: str) -> nbformat.NotebookNode:
     # nbformat.reads would log validation errors instead of raising them, so read, convert and
     # validate step by step. On malformed input nbformat and jupytext raise many unrelated types
     # (ValueError, AttributeError, TypeError, yaml errors, ...) that all mean the same to the user.
+    import jupytext
+    import nbformat
+    import nbformat.reader
+
     try:
         if path.suffix == _IPYNB:
             nb = nbformat.convert(nbformat.reader.reads(text), 4)
@@ -363,6 +381,8 @@ def _one_line(text: str) -> str:
 
 def _new_notebook(cells: Sequence[str]) -> nbformat.NotebookNode:
     # Cell ids count up instead of being random, so the same cells give the same file.
+    import nbformat.v4
+
     return nbformat.v4.new_notebook(
         cells=[nbformat.v4.new_code_cell(source, id=f"cell-{i}") for i, source in enumerate(cells)],
         metadata=_PYTHON_METADATA,  # copied: nbformat builds new nodes from the dicts
@@ -440,6 +460,8 @@ def _dumps(path: Path, nb: nbformat.NotebookNode) -> str:
         _keep_in_text_header(nb.metadata)
     # For .ipynb this is nbformat.writes, minus the marker jupytext puts on notebooks read from
     # text, so a script converted to .ipynb does not claim to be text.
+    import jupytext
+
     text = jupytext.writes(nb, fmt={"extension": path.suffix})
     # nbformat.write and jupytext.write end files with a newline; so does Jupyter. Keep in step,
     # or every save alternating with Jupyter's would show up in git as a change.

@@ -28,10 +28,12 @@ from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from types import MappingProxyType
-
-import networkx as nx
+from typing import TYPE_CHECKING
 
 from nbelastic.history import PREEXISTING_CODE, UNMONITORED_CODE, Execution, History
+
+if TYPE_CHECKING:
+    import networkx as nx
 
 STRATEGIES = ("optimal", "store-all", "recompute-all")
 
@@ -355,6 +357,8 @@ def _min_cut(
     makes replaying a group pay for all its cells. Groups that cannot be rebuilt stay out of
     the cut and are stored.
     """
+    import networkx as nx  # on the first plan, not at import: %load_ext nbelastic stays cheap
+
     rebuildable = [option for option in options if option.rebuildable]
     graph = nx.DiGraph()
     for option in rebuildable:
@@ -379,6 +383,8 @@ def _min_cut(
 
 def _scale_to_integers(graph: nx.DiGraph) -> None:
     """Multiply all capacities by their common denominator: as exact as fractions, and faster."""
+    import networkx as nx
+
     capacities = nx.get_edge_attributes(graph, "capacity")
     scale = math.lcm(*(capacity.denominator for capacity in capacities.values()))
     integers = {edge: int(capacity * scale) for edge, capacity in capacities.items()}

@@ -13,15 +13,20 @@ import shlex
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from IPython.core.magic import Magics, line_magic, magics_class
 
 from nbelastic.errors import NbelasticError
-from nbelastic.kernel.checkpoint import SaveReport, plan_now, restore_checkpoint, save_checkpoint
 from nbelastic.kernel.monitor import Monitor
 from nbelastic.notebook import NOTEBOOK_ENV
 from nbelastic.planner import STRATEGIES, format_bytes
-from nbelastic.rebuild import RestoreReport
+
+# nbelastic.kernel.checkpoint is imported by the functions that save, restore or plan: it brings
+# in the store, its codecs and what they import, which watching cells does not need.
+if TYPE_CHECKING:
+    from nbelastic.kernel.checkpoint import SaveReport
+    from nbelastic.rebuild import RestoreReport
 
 RESULT_MARKER = "NBELASTIC-RESULT "
 _monitor: Monitor | None = None
@@ -91,6 +96,8 @@ def save(
     ``store`` puts the stored variables at an fsspec URL (``s3://bucket/prefix``) or in a
     directory instead of the sidecar next to the notebook; the checkpoint records it.
     """
+    from nbelastic.kernel.checkpoint import save_checkpoint
+
     monitor = current_monitor()
     path = Path(notebook) if notebook else default_notebook(monitor.shell)
     return save_checkpoint(
@@ -115,6 +122,8 @@ def restore(
     ``at`` restores an earlier checkpoint of the notebook's history (``nbelastic log NB``).
     A checkpoint not signed by this user loads only plain data unless ``trust``.
     """
+    from nbelastic.kernel.checkpoint import restore_checkpoint
+
     monitor = current_monitor(start=True)
     path = Path(notebook) if notebook else default_notebook(monitor.shell)
     return restore_checkpoint(
@@ -235,6 +244,8 @@ class NbelasticMagics(Magics):
                 for warning in report.warnings:
                     print(f"nbelastic: {warning}", file=sys.stderr)
             else:
+                from nbelastic.kernel.checkpoint import plan_now
+
                 planned = plan_now(current_monitor(), strategy=args.plan, bandwidth=args.bandwidth)
                 print(_status_table(*planned))
         except _HelpShown:
