@@ -421,15 +421,7 @@ def _ndarray(walker: _Walker, arr) -> None:
         walker.push_all(list(arr.flat))  # the pointers are not stored, only the objects
         return
     walker.size += arr.nbytes
-    if arr.ndim == 0 or arr.flags.c_contiguous:
-        walker.hasher.update(arr.reshape(-1).view(np.uint8))
-        return
-    # A strided view: hash it in slabs of about 4 MiB so no full copy is ever made.
-    row_bytes = max(1, arr[0].nbytes if arr.ndim > 1 else arr.itemsize)
-    step = max(1, (4 << 20) // row_bytes)
-    for start in range(0, arr.shape[0], step):
-        slab = np.ascontiguousarray(arr[start : start + step])
-        walker.hasher.update(slab.reshape(-1).view(np.uint8))
+    _hash_buffer(walker.hasher, arr)
 
 
 def _numpy_value(walker: _Walker, obj) -> None:
@@ -469,67 +461,249 @@ def _torch_tensor(walker: _Walker, tensor) -> None:
     walker.size += data.element_size() * data.nelement() + 400
 
 
+def _hash_buffer(hasher, arr) -> None:
+    """Feed a numeric array's bytes in C order; a strided view goes in slabs of about 4 MiB so
+    no full copy is ever made."""
+    import numpy as np
+
+    if arr.ndim == 0 or arr.flags.c_contiguous:
+        hasher.update(arr.reshape(-1).view(np.uint8))
+        return
+    row_bytes = max(1, arr[0].nbytes if arr.ndim > 1 else arr.itemsize)
+    step = max(1, (4 << 20) // row_bytes)
+    for start in range(0, arr.shape[0], step):
+        slab = np.ascontiguousarray(arr[start : start + step])
+        hasher.update(slab.reshape(-1).view(np.uint8))
+
+
 def _pandas(walker: _Walker, obj) -> None:
+    """Frames, Series and Indexes, column by column: the hash must not depend on how pandas
+    groups columns into blocks, which it may change in place. Numeric columns are hashed
+    through their buffers, columns of plain scalars through one pickle of their values, and
+    anything else is walked like any other object."""
     import pandas as pd
 
     walker.write(b"P", type_name(obj))
     walker.tokens.add(id(obj))
+    walker.size += 500
+    later: list = []  # walked after this object's own parts, in this order
     try:
         if isinstance(obj, pd.DataFrame):
-            walker.write(b"c", repr(list(obj.columns)) + repr(list(map(str, obj.dtypes))))
-            walker.write(b"n", repr([list(axis.names) for axis in obj.axes]))
-            row_hashes = pd.util.hash_pandas_object(obj, index=True)
-            walker.size += _pandas_size(obj)
-            blocks = [block.values for block in obj._mgr.blocks]
+            walker.write(b"c", repr(list(map(str, obj.dtypes))))
+            _pandas_index(walker, obj.columns, later)
+            _pandas_index(walker, obj.index, later)
+            columns = obj._mgr
+            for position in range(obj.shape[1]):
+                _pandas_values(walker, columns.iget_values(position), later)
+            buffers = [block.values for block in obj._mgr.blocks]
         elif isinstance(obj, pd.Series):
-            walker.write(b"c", f"{obj.name!r}|{obj.dtype}|{list(obj.index.names)!r}")
-            row_hashes = pd.util.hash_pandas_object(obj, index=True)
-            walker.size += _pandas_size(obj)
-            blocks = [obj._values]
+            walker.write(b"c", f"{obj.name!r}|{obj.dtype}")
+            _pandas_index(walker, obj.index, later)
+            _pandas_values(walker, obj._values, later)
+            buffers = [obj._values]
         else:
-            walker.write(b"c", f"{obj.name!r}|{obj.dtype}|{obj.names!r}")
-            row_hashes = pd.util.hash_pandas_object(obj)
-            walker.size += _pandas_size(obj)
-            blocks = [obj._values]
+            _pandas_index(walker, obj, later)
+            materialized = isinstance(obj, pd.RangeIndex | pd.MultiIndex)
+            buffers = [] if materialized else [obj._values]
     except (TypeError, ValueError, AttributeError):
-        # Unhashable cells (lists inside an object column) or an unusual layout: fall back to
-        # what pickle would save, which is slower but exact.
+        # An unusual layout: fall back to what pickle would save, which is slower but exact.
         _object(walker, obj)
         return
-    walker.hasher.update(row_hashes.to_numpy().view("uint8"))
-    walker.stack.append(getattr(obj, "attrs", None))
-    for values in blocks:
-        base = getattr(values, "_ndarray", values)
-        while getattr(base, "base", None) is not None and type(base.base).__name__ == "ndarray":
-            base = base.base
-        walker.tokens.add(id(base))
+    later.append(getattr(obj, "attrs", None))
+    later.extend(getattr(obj, name, None) for name in getattr(obj, "_metadata", ()))
+    walker.push_all(later)
+    for values in buffers:
+        walker.tokens.add(id(_buffer_owner(values)))
 
 
-# What ``memory_usage(deep=True)`` counts per Python string cell beyond what pickle writes:
-# the object header (49 bytes for ASCII) and the 8-byte pointer, less pickle's own 3 bytes.
-_PYTHON_CELL_OVERHEAD = 54
+def _buffer_owner(values) -> object:
+    """The array that owns the memory behind a column (shared with numpy views of it)."""
+    base = getattr(values, "_ndarray", getattr(values, "_data", values))
+    while getattr(base, "base", None) is not None and type(base.base).__name__ == "ndarray":
+        base = base.base
+    return base
 
 
-def _pandas_size(obj) -> int:
-    """Bytes a pickle of ``obj`` takes, estimated from pandas' own memory accounting."""
+def _pandas_index(walker: _Walker, index, later: list) -> None:
     import pandas as pd
 
-    def holds_python_objects(dtype) -> bool:
-        return pd.api.types.is_object_dtype(dtype) or isinstance(dtype, pd.StringDtype)
-
-    if isinstance(obj, pd.DataFrame):
-        deep = int(obj.memory_usage(deep=True).sum())
-        dtypes = list(obj.dtypes)
-        index = obj.index
+    walker.write(b"x", f"{type_name(index)}|{index.dtype}|{list(index.names)!r}")
+    if isinstance(index, pd.RangeIndex):
+        walker.write(b"r", f"{index.start}|{index.stop}|{index.step}")
+        walker.size += 100
+    elif isinstance(index, pd.MultiIndex):
+        for level in index.levels:
+            _pandas_index(walker, level, later)
+        for codes in index.codes:
+            _pandas_values(walker, codes, later)
     else:
-        deep = int(obj.memory_usage(deep=True))
-        dtypes = [obj.dtype]
-        index = getattr(obj, "index", None)
-    cells = len(obj) * sum(holds_python_objects(dtype) for dtype in dtypes)
-    flat_index = index is not None and not isinstance(index, pd.MultiIndex)
-    if flat_index and holds_python_objects(index.dtype):
-        cells += len(index)
-    return max(deep - _PYTHON_CELL_OVERHEAD * cells, deep // 8)
+        _pandas_values(walker, index._values, later)
+
+
+def _pandas_values(walker: _Walker, values, later: list) -> None:
+    """One column: a numpy array or one of pandas' extension arrays."""
+    import numpy as np
+    import pandas as pd
+
+    if isinstance(values, np.ndarray):
+        walker.write(b"a", f"{values.dtype.str}|{values.shape}")
+        if values.dtype.hasobject:
+            _object_column(walker, values, later, plain=False)
+        else:
+            _hash_buffer(walker.hasher, values)
+            walker.size += values.nbytes
+        return
+    walker.write(b"e", f"{type_name(values)}|{values.dtype}")
+    if isinstance(values, pd.Categorical):
+        walker.write(b"k", str(values.ordered))
+        _pandas_index(walker, values.categories, later)
+        _pandas_values(walker, values.codes, later)
+    elif isinstance(getattr(values, "_ndarray", None), np.ndarray):
+        # datetimes, periods, strings...: a numpy array and a dtype. A string array holds
+        # nothing but strings and missing values, as pandas checks every write to it.
+        if values._ndarray.dtype.hasobject:
+            plain = isinstance(values.dtype, pd.StringDtype)
+            _object_column(walker, values._ndarray, later, plain=plain)
+        else:
+            _pandas_values(walker, values._ndarray, later)
+    elif isinstance(values, pd.api.extensions.ExtensionArray) and hasattr(values, "_mask"):
+        _pandas_values(walker, values._data, later)  # nullable Int64, Float64, boolean
+        _pandas_values(walker, values._mask, later)
+    else:
+        later.append(values)  # any other extension array: what pickle saves
+
+
+# What pandas' type inference calls a column of immutable scalars (missing values skipped).
+_SCALAR_KINDS = frozenset(
+    {
+        "string",
+        "bytes",
+        "floating",
+        "integer",
+        "mixed-integer-float",
+        "decimal",
+        "complex",
+        "boolean",
+        "datetime",
+        "datetime64",
+        "date",
+        "timedelta",
+        "timedelta64",
+        "time",
+        "period",
+        "empty",
+    }
+)
+_PICKLE_CHUNK = 1 << 16  # elements per pickled slice, so no full list of the column is made
+
+
+class _HashSink:
+    """A write-only file that feeds a hasher."""
+
+    def __init__(self, hasher) -> None:
+        self.write = hasher.update
+
+
+def _object_column(walker: _Walker, values, later: list, *, plain: bool) -> None:
+    """A 1-D object column. Immutable scalars are hashed by pickling them without a memo (so
+    equal strings hash equal however they are shared); anything else (lists, instances) is
+    walked, which sees a change inside an element and links the elements' owners."""
+    if values.ndim != 1 or not (plain or _holds_plain_scalars(values)):
+        walker.write(b"o", "walked")
+        later.extend(values.reshape(-1).tolist())
+        return
+    walker.write(b"o", "pickled")
+    pickler = pickle.Pickler(_HashSink(walker.hasher), protocol=5)
+    pickler.fast = True
+    for start in range(0, len(values), _PICKLE_CHUNK):
+        pickler.dump(values[start : start + _PICKLE_CHUNK].tolist())
+    walker.size += _sampled_size(values)
+
+
+def _holds_plain_scalars(values) -> bool:
+    import pandas as pd
+
+    kind = pd.api.types.infer_dtype(values, skipna=True)
+    if kind in _SCALAR_KINDS:
+        return True
+    if not kind.startswith("mixed"):
+        return False
+    return {type(item) for item in values.tolist()} <= _SCALARS | _missing_types()
+
+
+def _missing_types() -> frozenset:
+    import pandas as pd
+
+    return frozenset({type(pd.NA), type(pd.NaT)})
+
+
+_SAMPLE = 4096
+
+
+def _sampled_size(values) -> int:
+    """Bytes pickle writes for an object column, from a sample of its cells.
+
+    pickle writes each distinct string (or other memoised object) once and a 2- or 5-byte
+    reference for every repeat, so the number of distinct objects matters as much as their size:
+    it is estimated from how often sampled cells repeat (Chao1), exact when the sample is the
+    whole column. Numbers and None are written in full every time.
+    """
+    import numpy as np
+
+    count = len(values)
+    if count <= _SAMPLE:
+        sample = values.tolist()
+    else:
+        positions = np.random.default_rng(count).integers(0, count, _SAMPLE)
+        sample = values[positions].tolist()
+    if not sample:
+        return 0
+    scale = count / len(sample)
+    written_in_full = 0
+    repeats: dict[int, int] = {}
+    sizes: dict[int, int] = {}
+    for item in sample:
+        if type(item) in _UNMEMOISED:
+            written_in_full += _pickled_item_size(item)
+            continue
+        key = id(item)
+        if key in repeats:
+            repeats[key] += 1
+        else:
+            repeats[key] = 1
+            sizes[key] = _pickled_item_size(item)
+    total = written_in_full * scale
+    if repeats:
+        cells = sum(repeats.values()) * scale
+        distinct = len(repeats)
+        if scale > 1:
+            once = sum(1 for seen in repeats.values() if seen == 1)
+            twice = sum(1 for seen in repeats.values() if seen == 2)
+            unseen = once * once / (2 * twice) if twice else once * (once - 1) / 2
+            distinct = min(cells, distinct + unseen)
+        reference = 2 if distinct < 256 else 5
+        total += distinct * sum(sizes.values()) / len(sizes) + (cells - distinct) * reference
+    return int(total)
+
+
+_UNMEMOISED = frozenset({type(None), bool, int, float})
+
+
+def _pickled_item_size(item: object) -> int:
+    cls = type(item)
+    if cls is str:
+        length = len(item.encode("utf-8", "surrogatepass"))
+        return length + (3 if length < 256 else 6)
+    if cls is float:
+        return 9
+    if cls is int:
+        return 5
+    if item is None or cls is bool:
+        return 1
+    try:
+        return max(1, len(pickle.dumps(item, protocol=5)) - 12)
+    except Exception:  # noqa: BLE001 - a size estimate only
+        return 64
 
 
 def _pickled_whole(walker: _Walker, obj: object) -> None:

@@ -323,6 +323,23 @@ def mutate_class_attribute(instance):
     type(instance).shared.append(1)
 
 
+def frame_with_strings():
+    return pd.DataFrame({"n": [1, 2, 3], "s": pd.array(["x", "y", None], dtype="str")})
+
+
+def frame_with_categories():
+    return pd.DataFrame({"c": pd.Categorical(["u", "v", "u"]), "n": [1.0, 2.0, 3.0]})
+
+
+def frame_with_multiindex():
+    index = pd.MultiIndex.from_tuples([("a", 1), ("a", 2), ("b", 1)], names=["k", "i"])
+    return pd.DataFrame({"v": [1.0, 2.0, 3.0]}, index=index)
+
+
+def replace_multiindex(frame):
+    frame.index = pd.MultiIndex.from_tuples([("a", 1), ("a", 2), ("b", 9)], names=["k", "i"])
+
+
 @notebook_class
 class WithClassState:
     shared: list = []
@@ -365,6 +382,67 @@ MUTATIONS = {
         lambda v: setattr(v.index, "name", "id"),
     ),
     "pandas attrs": (lambda: pd.DataFrame({"a": [1]}), lambda v: v.attrs.update(unit="m")),
+    "pandas df[c] = ...": (
+        lambda: pd.DataFrame({"a": [1, 2], "b": [3, 4]}),
+        lambda v: v.__setitem__("a", [5, 6]),
+    ),
+    "pandas df[c] += 1": (
+        lambda: pd.DataFrame({"a": [1, 2], "b": [3, 4]}),
+        lambda v: v.__setitem__("b", v["b"] + 1),
+    ),
+    "pandas string column cell": (
+        frame_with_strings,
+        lambda v: v.loc.__setitem__((0, "s"), "z"),
+    ),
+    "pandas string column missing value filled": (
+        frame_with_strings,
+        lambda v: v.loc.__setitem__((2, "s"), "w"),
+    ),
+    "pandas object column None becomes NaN": (
+        lambda: pd.Series(["a", None], dtype=object),
+        lambda v: v.__setitem__(1, float("nan")),
+    ),
+    "pandas object column element mutated": (
+        lambda: pd.Series([[1], [2]]),
+        lambda v: v[0].append(3),
+    ),
+    "pandas object column instance attribute": (
+        lambda: pd.Series([Attrs(), Attrs()]),
+        lambda v: setattr(v[1], "x", 5),
+    ),
+    "pandas string series item": (
+        lambda: pd.Series(["a", "b"], dtype="str"),
+        lambda v: v.__setitem__(0, "c"),
+    ),
+    "pandas string index value": (
+        lambda: pd.Series([1, 2], index=pd.Index(["a", "b"], dtype="str")),
+        lambda v: setattr(v, "index", pd.Index(["a", "c"], dtype="str")),
+    ),
+    "pandas categorical cell": (
+        frame_with_categories,
+        lambda v: v.loc.__setitem__((0, "c"), "v"),
+    ),
+    "pandas categorical categories": (
+        frame_with_categories,
+        lambda v: v.__setitem__("c", v["c"].cat.rename_categories(["U", "V"])),
+    ),
+    "pandas MultiIndex names": (
+        frame_with_multiindex,
+        lambda v: setattr(v.index, "names", ["key", "i"]),
+    ),
+    "pandas MultiIndex value": (frame_with_multiindex, replace_multiindex),
+    "pandas nullable int set missing": (
+        lambda: pd.Series([1, 2], dtype="Int64"),
+        lambda v: v.__setitem__(0, pd.NA),
+    ),
+    "pandas datetime cell": (
+        lambda: pd.Series(pd.to_datetime(["2024-01-01", "2024-01-02"])),
+        lambda v: v.__setitem__(0, pd.Timestamp("2025-01-01")),
+    ),
+    "pandas interval index (walked)": (
+        lambda: pd.Series([1, 2], index=pd.interval_range(0, 2)),
+        lambda v: setattr(v, "index", pd.interval_range(0, 4, periods=2)),
+    ),
     "sklearn fit": (fitted_model, lambda v: v.fit([[0.0], [1.0], [2.0]], [0.0, 1.0, 2.0])),
     "object attribute": (Attrs, lambda v: setattr(v, "x", 2)),
     "object new attribute": (Attrs, lambda v: setattr(v, "y", 2)),
@@ -397,6 +475,58 @@ def test_in_place_mutation_changes_the_hash(make, mutate):
     mutate(value)
 
     assert digest(value) != before
+
+
+def test_a_write_through_the_numpy_array_a_frame_was_built_on_changes_the_frame():
+    """A frame built without copying shares the array's memory: a write to the array is a
+    write to the frame, and the two are linked so the monitor re-hashes both."""
+    array = np.zeros((4, 2))
+    frame = pd.DataFrame(array, copy=False)
+    before = digest(frame)
+
+    array[1, 1] = 7.0
+
+    assert digest(frame) != before
+    assert linked(frame, array)
+
+
+def test_a_write_through_a_column_view_changes_the_frame():
+    frame = pd.DataFrame({"a": np.zeros(4), "b": np.ones(4)})
+    before = digest(frame)
+
+    frame._mgr.blocks[0].values[0, 2] = 5.0  # bypasses pandas, as a C extension could
+
+    assert digest(frame) != before
+
+
+def test_how_pandas_groups_columns_into_blocks_is_not_part_of_the_hash():
+    consolidated = pd.DataFrame({"a": [1, 2], "b": [3, 4], "s": ["x", "y"]})
+    separate = pd.DataFrame({"a": [1, 2]})
+    separate["b"] = [3, 4]
+    separate["s"] = ["x", "y"]
+    assert len(separate._mgr.blocks) > len(consolidated._mgr.blocks)
+
+    assert digest(separate) == digest(consolidated)
+
+
+def test_equal_strings_hash_equal_whether_or_not_cells_share_one_object():
+    shared = "".join(["ab", "c"])
+    one_object = pd.Series([shared, shared, shared], dtype="str")
+    three_objects = pd.Series(["".join(["ab", "c"]) for _ in range(3)], dtype="str")
+    assert one_object[0] is one_object[1]
+    assert three_objects.array._ndarray[0] is not three_objects.array._ndarray[1]
+
+    assert digest(one_object) == digest(three_objects)
+
+
+def test_a_string_column_hashes_differently_from_an_object_column_of_the_same_strings():
+    assert digest(pd.Series(["a", "b"], dtype="str")) != digest(pd.Series(["a", "b"], dtype=object))
+
+
+def test_an_object_column_links_to_the_mutable_objects_in_it():
+    inner = [1, 2]
+
+    assert linked(pd.Series([inner, [3]]), inner)
 
 
 def test_mutating_and_undoing_gives_the_original_hash():
@@ -851,6 +981,8 @@ def test_an_object_that_cannot_be_inspected_is_unstorable_and_named():
 
 # --- size estimates --------------------------------------------------------------------------
 
+CUSTOMERS = [f"customer-{i}" for i in range(5_000)]
+
 SIZED = {
     "large float array": lambda: np.random.default_rng(0).random(500_000),
     "large int8 array": lambda: np.zeros(1_000_000, dtype=np.int8),
@@ -860,6 +992,30 @@ SIZED = {
     "list of records": lambda: [{"id": i, "name": f"n{i}", "score": i / 7} for i in range(5_000)],
     "list of pairs": lambda: [(i, str(i)) for i in range(10_000)],
     "dataframe": lambda: pd.DataFrame({"a": np.arange(100_000.0), "b": np.arange(100_000)}),
+    "frame of a few shared strings": lambda: pd.DataFrame(
+        {
+            "s": np.random.default_rng(0).choice(
+                np.array(["north", "south", None], dtype=object), 200_000
+            )
+        }
+    ),
+    "frame of distinct strings": lambda: pd.DataFrame(
+        {"s": pd.array([f"customer-{i}" for i in range(200_000)], dtype="str")}
+    ),
+    "frame of 5000 strings, each in 40 cells": lambda: pd.DataFrame(
+        {"s": np.random.default_rng(0).choice(np.array(CUSTOMERS, dtype=object), 200_000)}
+    ),
+    "frame with categorical and datetime columns": lambda: pd.DataFrame(
+        {
+            "c": pd.Categorical(np.random.default_rng(0).choice(["u", "v", "w"], 100_000)),
+            "t": pd.date_range("2024-01-01", periods=100_000, freq="min"),
+        }
+    ),
+    "frame with a MultiIndex": lambda: pd.DataFrame(
+        {"v": np.arange(100_000.0)},
+        index=pd.MultiIndex.from_product([range(1_000), [f"k{i}" for i in range(100)]]),
+    ),
+    "object column of mixed scalars": lambda: pd.Series([1, "a", 2.5, None] * 25_000),
 }
 
 
