@@ -1,24 +1,28 @@
 """``python -m benchmarks``: run the suite, print the table, write the Markdown report and plot.
 
 The full run rewrites ``docs/benchmarks.md`` and ``docs/benchmarks.png``; ``--quick`` shrinks
-every workload and writes to a temporary (or the given) directory, never to ``docs/``, so the
-smoke test can run it without touching the published numbers.
+every workload and ``--only`` picks some of them, and both write to a temporary (or the given)
+directory, never to ``docs/``, so neither can overwrite the published numbers with a partial or
+reduced run. The kernels import the nbelastic next to these benchmarks, whatever the
+environment has installed, so the report's commit names the code that was measured.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import sys
 import tempfile
 from pathlib import Path
 
-from benchmarks import machine, plot, report, table
-from benchmarks.runner import run_suite
+from benchmarks import machine, plot, report, table, trivial_cell
+from benchmarks.runner import run_suite, run_trivial_cell
 from benchmarks.workloads import WORKLOADS
 from nbelastic.kernel import parse_bandwidth
 
-DOCS = Path(__file__).resolve().parent.parent / "docs"
+ROOT = Path(__file__).resolve().parent.parent
+DOCS = ROOT / "docs"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -26,20 +30,32 @@ def main(argv: list[str] | None = None) -> int:
     chosen = [w for w in WORKLOADS if not args.only or w.name in args.only]
     repeats = args.repeats or (1 if args.quick else 3)
     jobs = args.jobs or (2 if args.quick else 1)
+    partial = args.quick or bool(args.only)
     output = args.output or (
-        Path(tempfile.mkdtemp(prefix="nbelastic-bench-quick-")) if args.quick else DOCS
+        Path(tempfile.mkdtemp(prefix="nbelastic-bench-partial-")) if partial else DOCS
     )
-    if args.quick and output.resolve() == DOCS:
-        sys.exit("--quick never overwrites docs/: give another --output")
+    if partial and output.resolve() == DOCS:
+        sys.exit("--quick and --only never overwrite docs/: give another --output")
     output.mkdir(parents=True, exist_ok=True)
+    _measure_this_checkout()
     load_at_start = machine.load()
     suite = run_suite(
         chosen, repeats=repeats, quick=args.quick, bandwidth=args.bandwidth, jobs=jobs
     )
-    print(table.text(*table.headline(suite.rows)))
+    per_cell = None
+    if not args.only or trivial_cell.NAME in args.only:
+        per_cell = run_trivial_cell(quick=args.quick, rounds=args.rounds)
+    if suite.rows:
+        print(table.text(*table.headline(suite.rows)))
+    if per_cell:
+        print("\n" + table.text(*table.per_cell(per_cell)))
     for name, why in suite.skipped.items():
         print(f"skipped {name}: {why}")
-    picture = _plot(suite.rows, output / "benchmarks.png", required=not args.quick)
+    picture = (
+        _plot(suite.rows, output / "benchmarks.png", required=not args.quick)
+        if suite.rows
+        else None
+    )
     document = report.markdown(
         suite.rows,
         chosen,
@@ -48,10 +64,17 @@ def main(argv: list[str] | None = None) -> int:
         machine=machine.describe(load_at_start),
         bandwidth=args.bandwidth,
         plot=picture,
+        per_cell=per_cell,
     )
     (output / "benchmarks.md").write_text(document)
     print(f"wrote {output / 'benchmarks.md'}" + (f" and {picture}" if picture else ""))
     return 0
+
+
+def _measure_this_checkout() -> None:
+    """Put this checkout first on the kernels' import path (they inherit the environment)."""
+    paths = [str(ROOT), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
+    os.environ["PYTHONPATH"] = os.pathsep.join(paths)
 
 
 def _plot(rows, path: Path, *, required: bool) -> str | None:
@@ -101,7 +124,17 @@ def _parser() -> argparse.ArgumentParser:
         "--output", type=Path, help="directory for benchmarks.md/.png (default docs/)"
     )
     parser.add_argument(
-        "--only", nargs="+", choices=[w.name for w in WORKLOADS], help="run these notebooks only"
+        "--rounds",
+        type=_positive,
+        help=f"rounds of each cell timed with the state alive (default "
+        f"{trivial_cell.FULL_ROUNDS}, quick {trivial_cell.QUICK_ROUNDS})",
+    )
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        choices=[*(w.name for w in WORKLOADS), trivial_cell.NAME],
+        help=f"run these notebooks only, or {trivial_cell.NAME}: per-cell overhead with "
+        "about 2 GB alive; output not in docs/",
     )
     return parser
 

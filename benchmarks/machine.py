@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import os
 import platform
+import subprocess
 import sys
 from importlib import metadata
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
 
 PACKAGES = (
     "nbelastic",
@@ -36,6 +40,7 @@ def describe(load_at_start: str) -> dict[str, str]:
         "OS": platform.platform(),
         "Python": f"{sys.version.split()[0]} ({sys.executable})",
         "load average (1/5/15 min)": f"{load_at_start} at the start, {load()} at the end",
+        "code measured": code_measured(),
     }
     for package in PACKAGES:
         try:
@@ -43,6 +48,26 @@ def describe(load_at_start: str) -> dict[str, str]:
         except metadata.PackageNotFoundError:
             facts[package] = "not installed"
     return facts
+
+
+def code_measured() -> str:
+    """The commit of this checkout, and whether nbelastic or the benchmarks differ from it."""
+    try:
+        commit = _git("rev-parse", "HEAD")
+        changed = _git(
+            "--no-optional-locks", "status", "--porcelain", "--", "nbelastic", "benchmarks"
+        )
+    except (OSError, subprocess.CalledProcessError):
+        return f"{ROOT} (not a git checkout)"
+    if changed:
+        return f"commit {commit} with uncommitted changes to {len(changed.splitlines())} file(s)"
+    return f"commit {commit}"
+
+
+def _git(*arguments: str) -> str:
+    return subprocess.run(
+        ["git", "-C", str(ROOT), *arguments], capture_output=True, text=True, check=True
+    ).stdout.strip()
 
 
 def _cpu_model() -> str | None:

@@ -30,7 +30,7 @@ CELL_TIMEOUT = 900.0
 # Peak resident memory of the kernel in KiB. Linux's VmHWM belongs to the kernel's own address
 # space; ru_maxrss also counts the pre-exec image forked from this (large) process, which would
 # set a floor of this runner's size under both sides of the memory ratio. ru_maxrss elsewhere.
-_PEAK_RSS = (
+PEAK_RSS = (
     "print(next((int(line.split()[1]) for line in open('/proc/self/status') "
     "if line.startswith('VmHWM')), 0) if __import__('os').path.exists('/proc/self/status') "
     "else __import__('resource').getrusage(__import__('resource').RUSAGE_SELF).ru_maxrss)"
@@ -80,20 +80,20 @@ def run_trial(workload: Workload, scale: float, directory: Path, bandwidth: floa
     first_save = directory / f"{workload.name}.first.ipynb"
     with Kernel(cwd=directory, session=str(notebook)) as kernel:
         setup_rss = _prepare(kernel, scale, extension=True)
-        run_seconds = _run_cells(kernel, cells, workload.name)
-        peak_rss = int(_silent(kernel, _PEAK_RSS))
+        run_seconds = run_cells(kernel, cells, workload.name)
+        peak_rss = int(silent(kernel, PEAK_RSS))
         first = _save(kernel, notebook, bandwidth)
         shutil.copyfile(notebook, first_save)
         dill_seconds, dill_error = _dill_dump(kernel, pickle)
-        _run_cells(kernel, [workload.change], workload.name)
+        run_cells(kernel, [workload.change], workload.name)
         second = _save(kernel, notebook, bandwidth)
     with Kernel(cwd=directory) as kernel:
         plain_setup_rss = _prepare(kernel, scale, extension=False)
-        plain_seconds = _run_cells(kernel, cells, workload.name)
-        plain_peak_rss = int(_silent(kernel, _PEAK_RSS))
+        plain_seconds = run_cells(kernel, cells, workload.name)
+        plain_peak_rss = int(silent(kernel, PEAK_RSS))
     with Kernel(cwd=directory, session=str(first_save)) as kernel:
         started = time.perf_counter()
-        _silent(kernel, "%load_ext nbelastic")
+        silent(kernel, "%load_ext nbelastic")
         restore_extension_seconds = time.perf_counter() - started
         restore = kernel.call("restore", {"notebook": str(first_save)})
         restore_seconds = time.perf_counter() - started
@@ -101,7 +101,7 @@ def run_trial(workload: Workload, scale: float, directory: Path, bandwidth: floa
     if dill_error is None:
         with Kernel(cwd=directory) as kernel:
             started = time.perf_counter()
-            _silent(kernel, f"__import__('dill').load_module({str(pickle)!r})")
+            silent(kernel, f"__import__('dill').load_module({str(pickle)!r})")
             dill_load_seconds = time.perf_counter() - started
     return Trial(
         cells=len(cells),
@@ -134,13 +134,13 @@ def _prepare(kernel: Kernel, scale: float, *, extension: bool) -> int:
     ``SCALE`` goes first so that the extension finds it already there and records it as
     pre-existing state, which a restore binds before any replayed cell reads it.
     """
-    _silent(kernel, f"SCALE = {scale!r}")
+    silent(kernel, f"SCALE = {scale!r}")
     if extension:
-        _silent(kernel, "%load_ext nbelastic")
-    return int(_silent(kernel, _PEAK_RSS))
+        silent(kernel, "%load_ext nbelastic")
+    return int(silent(kernel, PEAK_RSS))
 
 
-def _run_cells(kernel: Kernel, cells: list[str], name: str) -> float:
+def run_cells(kernel: Kernel, cells: list[str], name: str) -> float:
     started = time.perf_counter()
     for number, code in enumerate(cells, start=1):
         result = kernel.execute(code, timeout=CELL_TIMEOUT)
@@ -149,7 +149,7 @@ def _run_cells(kernel: Kernel, cells: list[str], name: str) -> float:
     return time.perf_counter() - started
 
 
-def _silent(kernel: Kernel, code: str) -> str:
+def silent(kernel: Kernel, code: str) -> str:
     """Run ``code`` without recording it anywhere; what it printed."""
     result = kernel.execute(code, silent=True, timeout=CELL_TIMEOUT)
     if result.error:

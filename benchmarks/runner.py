@@ -14,6 +14,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from benchmarks import trivial_cell
 from benchmarks.measure import Trial, run_trial
 from benchmarks.results import Row, summarise
 from benchmarks.workloads import Workload
@@ -54,6 +55,14 @@ def run_suite(
         for name, futures in pending.items():
             suite.rows.append(summarise(name, [f.result() for f in futures], bandwidth))
     return suite
+
+
+def run_trivial_cell(*, quick: bool, rounds: int | None) -> trivial_cell.PerCell:
+    """The per-cell overhead with the big state alive, alone on the machine after the suite."""
+    scale = trivial_cell.QUICK_SCALE if quick else 1.0
+    _progress(f"{trivial_cell.NAME}: building the state at SCALE={scale} in two kernels")
+    with tempfile.TemporaryDirectory(prefix="nbelastic-bench-") as scratch:
+        return trivial_cell.run(Path(scratch), quick=quick, rounds=rounds)
 
 
 def _measure(

@@ -5,9 +5,12 @@ Both renderings share the same cells so stdout and ``docs/benchmarks.md`` never 
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Sequence
 
+from benchmarks import trivial_cell
 from benchmarks.results import ABSOLUTE, RATIOS, Figure, Row
+from benchmarks.trivial_cell import PerCell
 
 
 def number(value: float) -> str:
@@ -74,3 +77,50 @@ def markdown(header: list[str], cells: list[list[str]]) -> str:
     align = ["---", *("---:" for _ in header[1:])]
     lines = [header, align, *cells]
     return "\n".join("| " + " | ".join(line) + " |" for line in lines)
+
+
+def per_cell(result: PerCell) -> tuple[list[str], list[list[str]]]:
+    """Header and cells of the per-cell overhead table, one line per probe cell."""
+    header = [
+        "cell",
+        "reads",
+        "with ext (ms)",
+        "without (ms)",
+        "added (ms)",
+        "added, middle half (ms)",
+        "added in the hooks (ms)",
+        f"target: `x = 1` adds < {trivial_cell.TARGET_MS:g} ms",
+    ]
+    cells = []
+    for timing in result.timings:
+        low, added, high = (1000 * v for v in trivial_cell.quartiles(timing.added))
+        touched = result.touched_bytes(timing.probe)
+        reads = ", ".join(f"`{name}`" for name in timing.probe.touches)
+        cells.append(
+            [
+                f"`{timing.probe.code}`",
+                f"{reads} ({number(touched / 1e6)} MB)" if reads else "nothing big",
+                number(1000 * statistics.median(timing.with_extension)),
+                number(1000 * statistics.median(timing.without)),
+                signed(added),
+                f"{signed(low)} to {signed(high)}",
+                signed(1000 * statistics.median(timing.hooks_added)),
+                _verdict(added) if not timing.probe.touches else "n/a (reads a big variable)",
+            ]
+        )
+    return header, cells
+
+
+def _verdict(added_ms: float) -> str:
+    return "pass" if added_ms < trivial_cell.TARGET_MS else "FAIL"
+
+
+def signed(value: float) -> str:
+    """``number`` for a difference that may come out negative on a noisy machine.
+
+    >>> signed(1.234), signed(-0.5), signed(0.0)
+    ('1.23', '-0.50', '0.0')
+    """
+    if value == 0:
+        return "0.0"
+    return ("-" if value < 0 else "") + number(abs(value))
