@@ -244,14 +244,14 @@ def _place_writes(
 ) -> None:
     """Make the nodes of the snapshots ``execution`` wrote; beyond a few, one node for the rest.
 
-    The ones kept are those a reader most wants: live before old, replayed or lost before
-    stored, then the ones other cells read.
+    The ones kept are those a reader most wants: replayed or lost ones, then the ones other
+    cells read, then live before old.
     """
     graph = layout.graph
 
     def importance(snapshot: Snapshot) -> tuple:
         state = snapshot_state(graph, snapshot)
-        return (state == "old", state == "stored", snapshot not in read, snapshot.name)
+        return (state not in ("replayed", "lost"), snapshot not in read, state == "old", snapshot)
 
     writes = sorted(execution.writes, key=importance)
     shown = writes if len(writes) <= MOST_WRITES_SHOWN else writes[: MOST_WRITES_SHOWN - 1]

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from nbelastic.driver import Kernel
 from nbelastic.graph import (
     CELL_STYLES,
     MOST_WRITES_SHOWN,
@@ -342,3 +343,17 @@ def test_the_docs_image_is_what_the_current_code_draws_from_the_demo(saved_demo)
         "the docs image is stale: regenerate it with "
         "NBELASTIC_WRITE_DOCS=1 pytest tests/test_graph.py -k docs_image"
     )
+
+
+@pytest.mark.kernel
+def test_the_status_magic_draws_the_plan_it_would_make(tmp_path):
+    with Kernel(cwd=tmp_path) as kernel:
+        for code in ("%load_ext nbelastic", "nums = list(range(10))", "gen = (n for n in nums)"):
+            assert kernel.execute(code).error is None
+        result = kernel.execute("%nbelastic status --bandwidth 100MB/s --graph now.svg")
+    assert result.error is None, result.error
+    assert result.stdout.splitlines()[-1] == "history graph drawn to now.svg"
+    drawn = nodes(parse((tmp_path / "now.svg").read_text()))
+    assert drawn["nums@1"].get("class") == "snapshot stored"
+    assert drawn["gen@1"].get("class") == "snapshot replayed"
+    assert drawn["cell 2"].get("class") == "cell replay"

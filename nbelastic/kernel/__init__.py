@@ -195,6 +195,9 @@ def _parser() -> argparse.ArgumentParser:
     status_cmd = commands.add_parser("status", help="what a save would store or replay")
     status_cmd.add_argument("--plan", choices=STRATEGIES, default="optimal")
     status_cmd.add_argument("--bandwidth", type=parse_bandwidth, default=None)
+    status_cmd.add_argument(
+        "--graph", metavar="FILE", help="also draw the history graph with the plan (.svg or .dot)"
+    )
     return parser
 
 
@@ -246,12 +249,25 @@ class NbelasticMagics(Magics):
             else:
                 from nbelastic.kernel.checkpoint import plan_now
 
-                planned = plan_now(current_monitor(), strategy=args.plan, bandwidth=args.bandwidth)
-                print(_status_table(*planned))
+                monitor = current_monitor()
+                plan, profiles = plan_now(monitor, strategy=args.plan, bandwidth=args.bandwidth)
+                print(_status_table(plan, profiles))
+                if args.graph:
+                    _draw_graph(monitor, plan, profiles, args.graph)
         except _HelpShown:
             return
         except NbelasticError as error:
             print(f"nbelastic: {error}", file=sys.stderr)
+
+
+def _draw_graph(monitor: Monitor, plan, profiles, path: str) -> None:
+    """``--graph``: the history so far with the plan just made, as a save would store it."""
+    from nbelastic.graph import from_plan, write_graph
+
+    sizes = {name: p.size for name, p in profiles.items()}
+    title = "this kernel: history and the plan a save would make"
+    write_graph(from_plan(monitor.history, plan, sizes, title), path)
+    print(f"history graph drawn to {path}")
 
 
 def _status_table(plan, profiles) -> str:
