@@ -5,7 +5,8 @@ time it was made, to ``NB.nbelastic/checkpoints/<n>-<digest>.json``: ``n`` count
 and ``digest`` is the first 12 hex digits of the sha256 of the document. The files are written
 once and never changed, so git sees one new small file per save; blobs are shared by all
 checkpoints through the content-addressed store, so an old checkpoint costs only the bytes of
-the variables that changed after it.
+the variables that changed after it. The one exception to "written once": ``nbelastic trust`` on
+a text notebook signs the record in place (see ``sign_record``).
 
 Saving the same state twice records one checkpoint: a save whose document equals the newest
 recorded one writes nothing, which keeps "saving unchanged state touches no file" true.
@@ -136,6 +137,36 @@ def record_checkpoint(
             "free disk space or fix the permissions and save again"
         ) from None
     return checkpoint_id
+
+
+def sign_record(sidecar: str | os.PathLike, signed: dict) -> None:
+    """Replace the record of ``signed`` by one holding this signed copy of its document.
+
+    The one change a record ever sees: ``nbelastic trust`` on a text notebook, whose header
+    keeps only the id, must put the signature where a restore reads the document. The digest
+    leaves the signature out, so the id and digest stay; the swap is a temp file and a rename.
+    """
+    record = current_record(sidecar, signed)
+    if record is None:
+        raise UnknownCheckpointError(
+            f"checkpoint {signed.get('checkpoint')} is not in {history_dir(sidecar)}: "
+            "copy the whole sidecar directory along with the notebook"
+        )
+    payload = json.loads(record.path.read_text(encoding="utf-8"))
+    payload["document"] = signed
+    data = (json.dumps(payload, indent=1, sort_keys=True, ensure_ascii=False) + "\n").encode()
+    temporary = record.path.with_name(f".nbelastic-{secrets.token_hex(8)}.tmp")
+    try:
+        _write_synced(temporary, data)
+        os.replace(temporary, record.path)
+    except OSError as error:
+        raise StoreWriteError(
+            f"could not sign the checkpoint record {record.path} ({error.strerror or error}): "
+            "free disk space or fix the permissions and trust it again"
+        ) from None
+    finally:
+        with suppress(OSError):
+            temporary.unlink()
 
 
 def list_checkpoints(sidecar: str | os.PathLike) -> list[CheckpointRecord]:

@@ -13,9 +13,16 @@ import pickletools
 from dataclasses import dataclass
 from pathlib import Path
 
+from nbelastic.checkpoints import is_reference, sign_record
 from nbelastic.errors import NbelasticError
 from nbelastic.lock import notebook_lock
-from nbelastic.notebook import read_checkpoint, write_checkpoint
+from nbelastic.notebook import (
+    METADATA_KEY,
+    read_checkpoint,
+    read_notebook,
+    sidecar_dir,
+    write_checkpoint,
+)
 from nbelastic.planner import format_bytes
 from nbelastic.rebuild import open_checkpoint
 from nbelastic.store import SAFE_CODECS
@@ -77,10 +84,18 @@ def review(notebook: str | os.PathLike) -> Review:
 
 
 def trust_notebook(notebook: str | os.PathLike) -> None:
-    """Sign ``notebook``'s checkpoint as this user: its next restores load everything."""
+    """Sign ``notebook``'s checkpoint as this user: its next restores load everything.
+
+    A text notebook keeps only a reference in its header, so its signature goes into the
+    sidecar's record of the checkpoint, where the restore reads the document from.
+    """
     notebook = Path(notebook)
     with notebook_lock(notebook):
-        write_checkpoint(notebook, sign(read_checkpoint(notebook)))
+        signed = sign(read_checkpoint(notebook))
+        if is_reference(read_notebook(notebook).metadata.get(METADATA_KEY)):
+            sign_record(sidecar_dir(notebook), signed)
+        else:
+            write_checkpoint(notebook, signed)
 
 
 def _what_runs(codec: str, payload: bytes) -> str:

@@ -13,6 +13,7 @@ from test_cli import assert_one_clear_line, nbelastic
 
 from nbelastic.driver import Kernel
 from nbelastic.notebook import sidecar_dir
+from nbelastic.trust import SECRET_ENV
 
 pytestmark = pytest.mark.kernel
 
@@ -98,3 +99,17 @@ def test_strip_removes_the_reference_and_its_filter_from_the_script(saved, tmp_p
     script = tmp_path / "analysis.py"
     assert nbelastic("strip", str(script)).returncode == 0
     assert "nbelastic" not in script.read_text()
+
+
+def test_trusting_a_script_signs_the_checkpoint_its_reference_names(saved, tmp_path, monkeypatch):
+    jupytext("--to", "py:percent", saved.name, cwd=tmp_path)
+    script = tmp_path / "analysis.py"
+    before = script.read_text()
+    monkeypatch.setenv(SECRET_ENV, str(tmp_path / "another-users-secret"))
+    untrusted = nbelastic("verify", str(script), "--json")
+    assert untrusted.returncode == 1 and not json.loads(untrusted.stdout)["trusted"]
+    result = nbelastic("trust", str(script), "--yes")
+    assert result.returncode == 0, result.stderr
+    report = verified(script)
+    assert report["trusted"] and sorted(report["verified"]) == ["a", "n", "np", "words"]
+    assert script.read_text() == before
