@@ -293,22 +293,21 @@ def _assign_lanes(layout: _Layout) -> None:
 
     Greedy interval colouring in order of first row: optimal for intervals, and deterministic.
     """
-    spans: dict[str, list[int]] = {}
+    spans: dict[str, tuple[int, int]] = {}
+
+    def use(lane_key: str, row: int) -> None:
+        start, end = spans.get(lane_key, (row, row))
+        spans[lane_key] = (min(start, row), max(end, row))
+
     for node in layout.nodes.values():
-        spans.setdefault(node.lane_key, [node.row, node.row])
+        use(node.lane_key, node.row)
     for row, execution in enumerate(layout.graph.history.executions):
         for snapshot in (*execution.reads, *execution.deletes):
-            key = layout.node_of.get(snapshot)
-            if key is not None:
-                span = spans[layout.nodes[key].lane_key]
-                span[1] = max(span[1], row)
-    for node in layout.nodes.values():
-        span = spans[node.lane_key]
-        span[0], span[1] = min(span[0], node.row), max(span[1], node.row)
-    lane_ends: list[int] = []
+            if snapshot in layout.node_of:
+                use(layout.nodes[layout.node_of[snapshot]].lane_key, row)
+    lane_ends: list[int] = []  # the last row each lane is taken
     for key, (start, end) in sorted(spans.items(), key=lambda item: (item[1][0], item[0])):
-        free = [lane for lane, last in enumerate(lane_ends) if last < start]
-        lane = free[0] if free else len(lane_ends)
+        lane = next((i for i, last in enumerate(lane_ends) if last < start), len(lane_ends))
         if lane == len(lane_ends):
             lane_ends.append(end)
         lane_ends[lane] = end
@@ -332,6 +331,7 @@ def render_svg(graph: PlannedHistory) -> str:
         *_header(graph),
         *legend,
         *_columns(layout, width),
+        *_row_lines(layout),
         *_read_edges(layout),
         *_write_edges(layout),
         *_deletes(layout),
@@ -451,22 +451,24 @@ def _columns(layout: _Layout, width: int) -> list[str]:
     return parts
 
 
+def _row_lines(layout: _Layout) -> list[str]:
+    """A light line from each cell to the farthest lane it reads, writes or deletes in."""
+    parts = []
+    for row, execution in enumerate(layout.graph.history.executions):
+        touched = _row_keys(layout, (*execution.writes, *execution.reads, *execution.deletes))
+        if touched:
+            right = max(layout.x_of(layout.nodes[key].lane_key) for key in touched)
+            y = layout.row_y(row)
+            parts.append(
+                f'<line class="row" x1="{PAD + layout.cell_width}" y1="{y}" x2="{right}" '
+                f'y2="{y}" stroke="{_LINE}" stroke-width="1"/>'
+            )
+    return parts
+
+
 def _read_edges(layout: _Layout) -> list[str]:
     """Snapshot -> reading execution: down the snapshot's lane to the reader's row, a dot there."""
     parts = []
-    touched: dict[int, int] = {}  # row -> rightmost lane x it touches
-    for row, execution in enumerate(layout.graph.history.executions):
-        for key in _row_keys(layout, execution.writes):
-            touched[row] = max(touched.get(row, 0), layout.x_of(layout.nodes[key].lane_key))
-        for key in _row_keys(layout, (*execution.reads, *execution.deletes)):
-            touched[row] = max(touched.get(row, 0), layout.x_of(layout.nodes[key].lane_key))
-    box_right = PAD + layout.cell_width
-    for row, right in sorted(touched.items()):
-        y = layout.row_y(row)
-        parts.append(
-            f'<line class="row" x1="{box_right}" y1="{y}" x2="{right}" y2="{y}" '
-            f'stroke="{_LINE}" stroke-width="1"/>'
-        )
     for row, execution in enumerate(layout.graph.history.executions):
         written_here = {layout.nodes[k].lane_key for k in _row_keys(layout, execution.writes)}
         for key in _row_keys(layout, execution.reads):
