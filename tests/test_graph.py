@@ -329,6 +329,14 @@ def test_status_graph_to_a_missing_directory_is_one_clear_line(saved_demo, tmp_p
     ]
 
 
+def test_status_graph_dash_with_json_is_one_clear_line(tmp_path):
+    result = nbelastic("status", str(tmp_path / "any.ipynb"), "--json", "--graph", "-")
+    assert result.returncode == 2
+    assert result.stderr == (
+        "nbelastic: error: --json and --graph - both print to stdout: give --graph a file\n"
+    )
+
+
 @pytest.mark.kernel
 def test_the_docs_image_is_what_the_current_code_draws_from_the_demo(saved_demo):
     """NBELASTIC_WRITE_DOCS=1 redraws docs/images/history-graph.svg; otherwise the committed
