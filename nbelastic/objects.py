@@ -26,7 +26,7 @@ import pickle
 import struct
 import sys
 import types
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import xxhash
@@ -35,6 +35,9 @@ _SCALARS = frozenset({type(None), bool, int, float, complex, str, bytes, type(El
 _FAST_LIST_MIN = 64
 _MEMO_STRING_MAX = 40
 _MAIN = "__main__"
+# Bumped whenever some value's hash changes, so that a checkpoint hashed by another version is
+# reported as not comparable instead of as mismatched. 2: pandas hashed column by column.
+HASHER_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -162,37 +165,36 @@ def _sequence(walker: _Walker, obj: list | tuple) -> None:
     if isinstance(obj, list):
         walker.tokens.add(id(obj))
     walker.size += 4
-    if len(obj) >= _FAST_LIST_MIN and all(type(x) in _SCALARS for x in obj):
-        try:
-            text = repr(obj)
-        except ValueError:  # an int beyond sys.int_info.str_digits_check_threshold
-            text = None
-        if text is not None:
-            walker.write(b"r", text)
-            walker.size += _pickled_size(obj)
-            return
+    if len(obj) >= _FAST_LIST_MIN and set(map(type, obj)) <= _SCALARS:
+        # One pickle, in C and without a memo, hashes the items and measures them: a float
+        # takes 9 pickled bytes and ~19 characters of repr, which is also far slower to make.
+        walker.write(b"r")
+        walker.size += _pickle_into(walker.hasher, [obj])
+        return
     walker.push_all(list(obj))
 
 
-class _ByteCounter:
-    """A write-only file that keeps nothing but the number of bytes written to it."""
+class _HashSink:
+    """A write-only file that feeds a hasher and counts the bytes it was fed."""
 
-    def __init__(self) -> None:
+    def __init__(self, hasher) -> None:
+        self.hasher = hasher
         self.count = 0
 
     def write(self, data: bytes) -> int:
+        self.hasher.update(data)
         self.count += len(data)
         return len(data)
 
 
-def _pickled_size(items: list | tuple) -> int:
-    """Bytes pickle writes for a flat sequence of scalars. Their repr is no measure: a float
-    takes ~19 characters and 9 pickled bytes, ``True`` 4 and 1. Pickling in C, without a memo,
-    is fast and keeps nothing."""
-    sink = _ByteCounter()
-    pickler = pickle.Pickler(sink, protocol=4)
+def _pickle_into(hasher, chunks: Iterable[list | tuple]) -> int:
+    """Pickle each chunk of immutable scalars into ``hasher``, without a memo so that equal
+    strings give equal bytes however they are shared; the number of bytes written."""
+    sink = _HashSink(hasher)
+    pickler = pickle.Pickler(sink, protocol=5)
     pickler.fast = True
-    pickler.dump(items)
+    for chunk in chunks:
+        pickler.dump(chunk)
     return sink.count
 
 
@@ -597,13 +599,6 @@ _SCALAR_KINDS = frozenset(
 _PICKLE_CHUNK = 1 << 16  # elements per pickled slice, so no full list of the column is made
 
 
-class _HashSink:
-    """A write-only file that feeds a hasher."""
-
-    def __init__(self, hasher) -> None:
-        self.write = hasher.update
-
-
 def _object_column(walker: _Walker, values, later: list, *, plain: bool) -> None:
     """A 1-D object column. Immutable scalars are hashed by pickling them without a memo (so
     equal strings hash equal however they are shared); anything else (lists, instances) is
@@ -613,10 +608,8 @@ def _object_column(walker: _Walker, values, later: list, *, plain: bool) -> None
         later.extend(values.reshape(-1).tolist())
         return
     walker.write(b"o", "pickled")
-    pickler = pickle.Pickler(_HashSink(walker.hasher), protocol=5)
-    pickler.fast = True
-    for start in range(0, len(values), _PICKLE_CHUNK):
-        pickler.dump(values[start : start + _PICKLE_CHUNK].tolist())
+    chunks = (values[i : i + _PICKLE_CHUNK].tolist() for i in range(0, len(values), _PICKLE_CHUNK))
+    _pickle_into(walker.hasher, chunks)
     walker.size += _sampled_size(values)
 
 
