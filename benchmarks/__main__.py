@@ -126,8 +126,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--rounds",
         type=_positive,
-        help=f"rounds of each cell timed with the state alive (default "
-        f"{trivial_cell.FULL_ROUNDS}, quick {trivial_cell.QUICK_ROUNDS})",
+        help=f"rounds of x = 1 timed with the state alive (default {trivial_cell.FULL_ROUNDS}, "
+        f"quick {trivial_cell.QUICK_ROUNDS}); cells that read a big variable run at most "
+        f"{trivial_cell.READING_ROUNDS}",
     )
     parser.add_argument(
         "--only",

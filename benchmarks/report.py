@@ -131,7 +131,8 @@ def _trivial_verdict(result: PerCell) -> str:
     verdict = "yes" if added < trivial_cell.TARGET_MS else "no"
     return (
         f"- `{trivial.probe.code}` with {_size(result.state_bytes)} alive: "
-        f"**{verdict}**, {table.signed(added)} ms added at the median of {result.rounds} rounds "
+        f"**{verdict}**, {table.signed(added)} ms added at the median of {len(trivial.added)} "
+        "rounds "
         f"(target < {trivial_cell.TARGET_MS:g} ms; details in the next section)"
     )
 
@@ -140,11 +141,12 @@ def _per_cell(result: PerCell) -> list[str]:
     lines = [
         f"## Per-cell overhead with {_size(result.state_bytes)} alive\n",
         "Two kernels, one with `%load_ext nbelastic`, built the same state through ordinary "
-        "cells; then each cell below ran in both, "
-        f"{result.rounds} rounds after {trivial_cell.WARM_UP_ROUNDS} warm-up rounds, "
-        "alternating which kernel went first. `added` is the median over the rounds of "
-        "(with - without) within a round, on the round trip a user waits for; `middle half` "
-        "is the interquartile range of that difference; `in the hooks` is the same difference "
+        "cells; then each cell below ran in both, round after round (the trivial cell's cost "
+        "is under the scheduling noise of a shared machine, so it runs the most rounds), after "
+        f"{trivial_cell.WARM_UP_ROUNDS} warm-up rounds, alternating which kernel went first. "
+        "`added` is the median over the rounds of (with - without) within a round, on the "
+        "round trip a user waits for; `middle half` is the interquartile range of that "
+        "difference; `in the hooks` is the same difference "
         "timed inside the kernel from the first `pre_run_cell` to the last `post_run_cell` "
         f"hook, without the messaging. The < {trivial_cell.TARGET_MS:g} ms target is the "
         "issue's for the trivial cell; the others read a big variable, which the monitor "
@@ -175,6 +177,7 @@ def _per_cell(result: PerCell) -> list[str]:
         "(the monitor profiles each variable a cell creates), "
         f"{table.number(result.plain_build_seconds)} s without",
     ]
+    lines.append(f"- load average (1/5/15 min) around the timed rounds: {result.load}")
     if not result.torch:
         lines.append("- torch is not importable here: the state holds no torch module")
     return [*lines, ""]

@@ -84,6 +84,7 @@ def per_cell(result: PerCell) -> tuple[list[str], list[list[str]]]:
     header = [
         "cell",
         "reads",
+        "rounds",
         "with ext (ms)",
         "without (ms)",
         "added (ms)",
@@ -100,6 +101,7 @@ def per_cell(result: PerCell) -> tuple[list[str], list[list[str]]]:
             [
                 f"`{timing.probe.code}`",
                 f"{reads} ({number(touched / 1e6)} MB)" if reads else "nothing big",
+                str(len(timing.added)),
                 number(1000 * statistics.median(timing.with_extension)),
                 number(1000 * statistics.median(timing.without)),
                 signed(added),

@@ -19,13 +19,18 @@ import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
+from benchmarks import machine
 from benchmarks.measure import PEAK_RSS, run_cells, silent
 from nbelastic.driver import Kernel
 
 NAME = "trivial_cell"
 TARGET_MS = 5.0  # the issue's bound on the median time a trivial cell gains from the extension
-FULL_ROUNDS = 30
+# Rounds of `x = 1`: its cost is a millisecond or so, under the scheduling noise of a shared
+# machine, so it takes many rounds for the median difference to settle. A cell that reads a big
+# variable costs far more than the noise: it runs at most READING_ROUNDS rounds.
+FULL_ROUNDS = 120
 QUICK_ROUNDS = 5
+READING_ROUNDS = 30
 QUICK_SCALE = 0.02  # tens of MB instead of ~2 GB
 WARM_UP_ROUNDS = 3
 
@@ -146,12 +151,12 @@ class PerCell:
     """The whole measurement: the state, what it cost to build, and each probe's timings."""
 
     scale: float
-    rounds: int
     sizes: dict[str, int]  # bytes alive per big variable
     shapes: dict[str, str]  # how big each one is in its own terms (rows, elements, trees)
     torch: bool  # False when torch is not importable: no torch module in the state
     build_seconds: float  # building the state, extension loaded
     plain_build_seconds: float
+    load: str  # the machine's load average before and after the timed rounds
     rss: int  # KiB, the kernel's resident memory with the state alive
     plain_rss: int
     peak_rss: int  # KiB, high-water mark
@@ -195,15 +200,20 @@ def run(directory: Path, *, quick: bool, rounds: int | None = None) -> PerCell:
         build_seconds = run_cells(monitored, cells, NAME)
         plain_build_seconds = run_cells(plain, cells, NAME)
         state = json.loads(silent(monitored, f"exec({_SIZES!r}, {{'ns': get_ipython().user_ns}})"))
-        timings = [_time(probe, monitored, plain, rounds) for probe in PROBES]
+        load_before = machine.load()
+        timings = [
+            _time(probe, monitored, plain, min(rounds, READING_ROUNDS) if probe.touches else rounds)
+            for probe in PROBES
+        ]
+        load = f"{load_before} before, {machine.load()} after"
         return PerCell(
             scale=scale,
-            rounds=rounds,
             sizes=state["sizes"],
             shapes=state["shapes"],
             torch=torch,
             build_seconds=build_seconds,
             plain_build_seconds=plain_build_seconds,
+            load=load,
             rss=int(silent(monitored, _RSS)),
             plain_rss=int(silent(plain, _RSS)),
             peak_rss=int(silent(monitored, PEAK_RSS)),
