@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from nbelastic.errors import TrustError
 from nbelastic.history import PREEXISTING_CODE, UNMONITORED_CODE, History
 from nbelastic.rebuild import Checkpoint, RestoreReport
-from nbelastic.store import SAFE_CODECS, BlobStore, Manifest, ManifestEntry, decode_group
+from nbelastic.store import SAFE_CODECS, BlobStore, Manifest, ManifestEntry, load_group
 from nbelastic.store.remote import RemoteBlobStore
 
 NOT_TRUSTED = "not trusted"
@@ -76,10 +76,10 @@ def loader(
     """
 
     def load(entry: ManifestEntry) -> Mapping[str, object]:
-        codec, payload = store.get(entry.key)
-        if not trusted and codec not in SAFE_CODECS:
-            raise TrustError(f"{NOT_TRUSTED}: its {codec} blob runs code when loaded")
-        return decode_group(codec, payload, entry.names)
+        with store.open(entry.key) as (codec, stream):
+            if not trusted and codec not in SAFE_CODECS:
+                raise TrustError(f"{NOT_TRUSTED}: its {codec} blob runs code when loaded")
+            return load_group(codec, stream, entry.names)
 
     return load
 

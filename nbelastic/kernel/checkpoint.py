@@ -26,7 +26,7 @@ from nbelastic.history import UNMONITORED_CODE, Execution, History, linked_group
 from nbelastic.kernel.monitor import Monitor, set_rng_state, user_namespace
 from nbelastic.locations import save_store
 from nbelastic.lock import notebook_lock
-from nbelastic.notebook import FORMAT_VERSION, sidecar_dir, write_checkpoint
+from nbelastic.notebook import FORMAT_VERSION, read_checkpoint, sidecar_dir, write_checkpoint
 from nbelastic.objects import Profile, profile
 from nbelastic.planner import Group, Plan, format_bytes, make_plan
 from nbelastic.rebuild import ProgressCallback, RestoreReport, open_checkpoint, rebuild
@@ -35,7 +35,7 @@ from nbelastic.store import (
     BlobStore,
     Manifest,
     ManifestEntry,
-    encode_group,
+    store_group,
     write_manifest,
 )
 from nbelastic.store.remote import store_location
@@ -204,7 +204,7 @@ def _plan_and_store(
     strategy: str,
     progress: ProgressCallback | None,
 ) -> tuple[Plan, list[ManifestEntry]]:
-    """Plan, then encode and write each group to store, one at a time to bound memory.
+    """Plan, then stream each group into the store, one at a time to bound memory.
 
     A group that turns out not to encode is marked unstorable and the plan is made again; blobs
     already written stay valid (content-addressed) and are reused by the new plan.
@@ -217,12 +217,11 @@ def _plan_and_store(
             if group.names in written:
                 continue
             try:
-                codec, payload = encode_group({n: namespace[n] for n in group.names})
+                codec, key, size = store_group(store, {n: namespace[n] for n in group.names})
             except UnserializableError as error:
                 failed = (group, str(error))
                 break
-            key = store.put(codec, payload)
-            written[group.names] = ManifestEntry(group.names, codec, len(payload), key)
+            written[group.names] = ManifestEntry(group.names, codec, size, key)
             if progress:
                 progress(f"stored {', '.join(group.names)}", index + 1, len(plan.stored))
         if failed is None:
@@ -275,7 +274,10 @@ def restore_checkpoint(
     to restore instead of the one the notebook holds. A checkpoint this user did not sign
     loads only what cannot run code, unless ``trust`` (see nbelastic.trust).
     """
-    document = None if at is None else find_checkpoint(sidecar_dir(notebook), at).document
+    if at is None:  # the cells are not read: spare the kernel nbformat (see read_checkpoint)
+        document = read_checkpoint(notebook, whole_notebook=False)
+    else:
+        document = find_checkpoint(sidecar_dir(notebook), at).document
     checkpoint = open_checkpoint(notebook, document, progress=progress)
     plan = plan_restore(checkpoint, trust=trust)
     shell = monitor.shell

@@ -2,9 +2,16 @@
 
 A blob is named by the sha256 of its whole file, so an unchanged variable maps to a file that
 already exists and is never rewritten, git sees one new file per changed variable group, and a
-damaged or truncated file is caught before anything tries to decode it. Every write goes to a
-temp file in the target directory, is fsynced, then renamed over the target: a crash or a full
-disk leaves the previous checkpoint whole.
+damaged or truncated file is caught before anything tries to decode it.
+
+Writes are streamed: ``put_stream`` hashes what an encoder writes while it goes to a temp file
+under ``blobs/``, so a value is never held in memory a second time as bytes; the temp file is
+then renamed to its key. A blob is made durable by ``flush``, which fsyncs every file written
+since the last flush and their directories, in parallel threads so that the filesystem commits
+them together (one fsync each, in sequence, cost ~5 ms apiece on a busy disk: a save of many
+small variables spent most of its time there). A save flushes before anything points at its
+blobs, so a crash or a full disk at any moment leaves the previous checkpoint whole: its blobs
+were flushed by the save that wrote them and are never rewritten in place.
 
 Layout under the sidecar root (``analysis.nbelastic/`` next to ``analysis.ipynb``)::
 
@@ -20,6 +27,12 @@ Example
 ('json', b'[1,2]')
 >>> store.put("json", b"[1,2]") == key, store.has(key), store.keys() == {key}
 (True, True, True)
+>>> store.put_stream("json", lambda stream: stream.write(b"[1,2]")) == (key, 5)
+True
+>>> with store.open(key) as (codec, stream):
+...     codec, stream.read()
+('json', b'[1,2]')
+>>> store.flush()
 >>> tmp.cleanup()
 """
 
@@ -31,8 +44,10 @@ import os
 import re
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import BinaryIO
 
 from nbelastic.errors import (
     BlobCorruptError,
@@ -45,8 +60,10 @@ BLOB_FORMAT = 1
 KEY_PATTERN = re.compile(r"[0-9a-f]{64}")
 CODEC_PATTERN = re.compile(r"[a-z0-9][a-z0-9_.-]*")
 _MAGIC = b"NBELASTIC-BLOB"
+_MAX_HEADER = 256  # the magic, the format and a codec name, with room to spare
 _PROBE_BYTES = 8 * 1024 * 1024
 _CHUNK = 1 << 20
+_SYNC_THREADS = 16
 _BANDWIDTH: dict[tuple[int, Path], float] = {}
 
 
@@ -55,13 +72,22 @@ def short(key: str) -> str:
     return key[:12]
 
 
+def blob_header(codec: str) -> bytes:
+    """The first line of a blob of ``codec``; ValueError if ``codec`` is not a codec name."""
+    if not CODEC_PATTERN.fullmatch(codec):
+        raise ValueError(f"not a codec name: {codec!r}")
+    return b"%s %d %s\n" % (_MAGIC, BLOB_FORMAT, codec.encode("ascii"))
+
+
 class BlobStore:
     """Content-addressed blobs under ``root/blobs``; directories are created on first write."""
 
-    def __init__(self, root: str | os.PathLike) -> None:
+    def __init__(self, root: str | os.PathLike, *, durable: bool = True) -> None:
         self.root = Path(root)
-        # Blobs that ``check`` hashed, by file identity: ``get`` need not hash them again.
+        self.durable = durable  # False for a cache, which need not survive a crash
+        # Blobs that ``check`` hashed, by file identity: ``open`` need not hash them again.
         self._checked: dict[str, tuple[int, int, int]] = {}
+        self._unsynced: list[Path] = []  # written since the last flush
 
     def __repr__(self) -> str:
         return f"BlobStore({str(self.root)!r})"
@@ -74,26 +100,63 @@ class BlobStore:
         """Store ``payload`` tagged with ``codec``; return its key. Writes nothing if present.
 
         A file of the wrong size under the key (a truncated copy, a git-lfs pointer) is
-        replaced, so saving again repairs it.
+        replaced, so saving again repairs it. The blob is durable after ``flush``.
         """
-        if not CODEC_PATTERN.fullmatch(codec):
-            raise ValueError(f"not a codec name: {codec!r}")
-        data = b"%s %d %s\n%s" % (_MAGIC, BLOB_FORMAT, codec.encode("ascii"), payload)
-        key = hashlib.sha256(data).hexdigest()
-        path = self.path(key)
-        with contextlib.suppress(OSError):
-            if path.stat().st_size == len(data):
-                return key
-        self._write(path, data)
+        header = blob_header(codec)
+        digest = hashlib.sha256(header)
+        digest.update(payload)
+        key = digest.hexdigest()
+        if not self._present(key, len(header) + len(payload)):
+            self._write_blob(key, lambda stream: (stream.write(header), stream.write(payload)))
         return key
+
+    def put_stream(self, codec: str, write: Callable[[BinaryIO], object]) -> tuple[str, int]:
+        """Store what ``write(stream)`` writes as a ``codec`` blob; return (key, payload size).
+
+        The bytes go to a temp file as they are hashed, so the payload is never in memory
+        whole. If ``write`` raises, nothing is stored and its exception propagates (a failure
+        to write the file is a StoreWriteError). The blob is durable after ``flush``.
+        """
+        header = blob_header(codec)
+        blobs = self.root / "blobs"
+        self._mkdir(blobs)
+        temp = _temp_name(blobs)
+        try:
+            with _HashingFile(temp, self._write_error) as stream:
+                stream.write(header)
+                write(stream)
+            key = stream.digest.hexdigest()
+            if self._present(key, stream.size):
+                temp.unlink()
+            else:
+                self._mkdir(self.path(key).parent)
+                os.replace(temp, self.path(key))
+                self._written(self.path(key))
+        except BaseException as e:
+            with contextlib.suppress(OSError):
+                temp.unlink()
+            if isinstance(e, OSError):
+                raise self._write_error(e) from e
+            raise
+        return key, stream.size - len(header)
 
     def get(self, key: str) -> tuple[str, bytes]:
         """Return ``(codec, payload)`` of blob ``key``, after checking its hash."""
+        with self.open(key) as (codec, stream):
+            return codec, stream.read()
+
+    @contextlib.contextmanager
+    def open(self, key: str) -> Iterator[tuple[str, BinaryIO]]:
+        """``(codec, stream)`` of blob ``key``, the stream at the start of its payload.
+
+        The file is hashed before anything reads its payload, unless ``check`` hashed this
+        very file in this process: decoding a pickle runs code, so it never sees unverified
+        bytes. Decoders read from the stream straight into the objects they build, without a
+        copy of the whole payload in between.
+        """
         path = self._checked_path(key)
         try:
-            with open(path, "rb") as stream:
-                checked = self._checked.get(key) == _identity(os.fstat(stream.fileno()))
-                data = stream.read()
+            stream = open(path, "rb")  # noqa: SIM115 - closed below, after the caller is done
         except FileNotFoundError:
             raise BlobMissingError(
                 f"blob {short(key)} is missing from the sidecar store {self.root}; copy the whole"
@@ -101,32 +164,34 @@ class BlobStore:
                 f" still holds the state"
             ) from None
         except OSError as e:
-            raise BlobMissingError(
-                f"cannot read blob {short(key)} in the sidecar store {self.root}: {e.strerror};"
-                f" check the file's permissions and try again"
-            ) from e
-        if not checked and hashlib.sha256(data).hexdigest() != key:
-            raise self._corrupt(key)
-        return _split(key, data)
+            raise self._unreadable(key, e) from e
+        with stream:
+            try:
+                if self._checked.get(key) != _identity(os.fstat(stream.fileno())):
+                    if _sha256(stream) != key:
+                        raise self._corrupt(key)
+                    stream.seek(0)
+                codec = _read_header(key, stream)
+            except OSError as e:
+                raise self._unreadable(key, e) from e
+            yield codec, stream
 
     def check(self, key: str) -> str | None:
         """Why blob ``key`` cannot be loaded (missing, unreadable, corrupt); None if it can.
 
         Hashes the file in chunks, so checking every blob before a restore costs no memory, and
-        the ``get`` that follows in this process does not hash the unchanged file again.
+        the ``open`` that follows in this process does not hash the unchanged file again.
         """
         path = self._checked_path(key)
-        digest = hashlib.sha256()
         try:
             with open(path, "rb") as stream:
                 identity = _identity(os.fstat(stream.fileno()))
-                while chunk := stream.read(_CHUNK):
-                    digest.update(chunk)
+                digest = _sha256(stream)
         except FileNotFoundError:
             return f"blob {short(key)} is missing"
         except OSError as e:
             return f"blob {short(key)} cannot be read ({e.strerror or e})"
-        if digest.hexdigest() != key:
+        if digest != key:
             return f"blob {short(key)} is corrupt (its bytes do not match its hash)"
         self._checked[key] = identity
         return None
@@ -136,6 +201,12 @@ class BlobStore:
             f"blob {short(key)} in the sidecar store {self.root} is corrupt (its bytes do not"
             f" match its hash); delete {self.path(key)} and save again from a kernel that still"
             f" holds the state"
+        )
+
+    def _unreadable(self, key: str, e: OSError) -> BlobMissingError:
+        return BlobMissingError(
+            f"cannot read blob {short(key)} in the sidecar store {self.root}: {e.strerror or e};"
+            f" check the file's permissions and try again"
         )
 
     def has(self, key: str) -> bool:
@@ -151,9 +222,20 @@ class BlobStore:
         return {key for key in found if KEY_PATTERN.fullmatch(key)}
 
     def write_file(self, name: str, data: bytes) -> Path:
-        """Atomically replace the file ``root/name`` (e.g. ``manifest.txt``) with ``data``."""
+        """Atomically and durably replace the file ``root/name`` (e.g. ``manifest.txt``)."""
         path = self.root / name
-        self._write(path, data)
+        self._mkdir(path.parent)
+        temp = _temp_name(path.parent)
+        try:
+            _write_synced(temp, data)
+            os.replace(temp, path)
+        except BaseException as e:
+            with contextlib.suppress(OSError):
+                temp.unlink()
+            if isinstance(e, OSError):
+                raise self._write_error(e) from e
+            raise
+        _fsync_dir(path.parent)
         return path
 
     def read_file(self, name: str) -> bytes | None:
@@ -168,8 +250,15 @@ class BlobStore:
         return self.root.is_dir()
 
     def flush(self, progress: Callable[[str, int, int], None] | None = None) -> None:
-        """Nothing to wait for: ``put`` has written the blob when it returns (see
-        RemoteBlobStore.flush, which waits for its uploads)."""
+        """Make every blob written since the last flush durable: fsync the files, then their
+        directories (which hold the renames), many at once so the filesystem commits them
+        together."""
+        paths, self._unsynced = self._unsynced, []
+        try:
+            _fsync_all(paths)
+            _fsync_all({path.parent for path in paths}, best_effort=True)
+        except OSError as e:
+            raise self._write_error(e) from e
 
     def measure_bandwidth(self) -> float:
         """Bytes per second to write (with fsync) and read back data in this store.
@@ -217,25 +306,39 @@ class BlobStore:
             )
         return self.path(key)
 
+    def _present(self, key: str, size: int) -> bool:
+        """Whether blob ``key`` is already there whole (a file of its size under its name)."""
+        try:
+            return self.path(key).stat().st_size == size
+        except OSError:
+            return False
+
+    def _write_blob(self, key: str, write: Callable[[BinaryIO], object]) -> None:
+        """Write blob ``key``, whose bytes ``write`` produces, through a temp file."""
+        path = self.path(key)
+        self._mkdir(path.parent)
+        temp = _temp_name(path.parent)
+        try:
+            with _HashingFile(temp, self._write_error, hashed=False) as stream:
+                write(stream)
+            os.replace(temp, path)
+        except BaseException as e:
+            with contextlib.suppress(OSError):
+                temp.unlink()
+            if isinstance(e, OSError):
+                raise self._write_error(e) from e
+            raise
+        self._written(path)
+
+    def _written(self, path: Path) -> None:
+        if self.durable:
+            self._unsynced.append(path)
+
     def _mkdir(self, path: Path) -> None:
         try:
             path.mkdir(parents=True, exist_ok=True)
         except OSError as e:
             raise self._write_error(e) from e
-
-    def _write(self, path: Path, data: bytes) -> None:
-        self._mkdir(path.parent)
-        tmp = _temp_name(path.parent)
-        try:
-            _write_synced(tmp, data)
-            os.replace(tmp, path)
-        except BaseException as e:
-            with contextlib.suppress(OSError):
-                tmp.unlink()
-            if isinstance(e, OSError):
-                raise self._write_error(e) from e
-            raise
-        _fsync_dir(path.parent)
 
     def _write_error(self, e: OSError) -> StoreWriteError:
         return StoreWriteError(
@@ -244,11 +347,52 @@ class BlobStore:
         )
 
 
-def _split(key: str, data: bytes) -> tuple[str, bytes]:
-    """Parse a verified blob into ``(codec, payload)``."""
-    header, newline, payload = data.partition(b"\n")
+class _HashingFile:
+    """A new file that hashes what is written to it; ``write`` takes any contiguous buffer,
+    so a pickler hands it the memory of a large array without a copy."""
+
+    def __init__(
+        self, path: Path, error: Callable[[OSError], StoreWriteError], *, hashed: bool = True
+    ) -> None:
+        self._fd = os.open(
+            path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666
+        )
+        self._error = error
+        self.digest = hashlib.sha256() if hashed else None
+        self.size = 0
+
+    def __enter__(self) -> _HashingFile:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        os.close(self._fd)
+
+    def write(self, data) -> int:
+        view = byte_view(data)
+        if self.digest is not None:
+            self.digest.update(view)
+        try:
+            _write_all(self._fd, view)
+        except OSError as e:
+            raise self._error(e) from e
+        self.size += len(view)
+        return len(view)
+
+
+def byte_view(data) -> memoryview:
+    """``data`` (bytes, a memoryview, a pickle.PickleBuffer) as a flat view of its bytes."""
+    view = memoryview(data)
+    if not view.c_contiguous:
+        view = data.raw()  # a PickleBuffer of Fortran-ordered memory: contiguous all the same
+    return view.cast("B")
+
+
+def _read_header(key: str, stream: BinaryIO) -> str:
+    """Read a verified blob's header line from ``stream``, leaving it at the payload; the codec."""
+    line = stream.readline(_MAX_HEADER)
+    header = line.removesuffix(b"\n")
     parts = header.split(b" ")
-    if newline and len(parts) == 3 and parts[0] == _MAGIC and parts[1].isdigit():
+    if line != header and len(parts) == 3 and parts[0] == _MAGIC and parts[1].isdigit():
         version, codec = int(parts[1]), parts[2].decode("ascii", "replace")
         if version > BLOB_FORMAT:
             raise CheckpointFormatError(
@@ -256,11 +400,21 @@ def _split(key: str, data: bytes) -> tuple[str, bytes]:
                 f" ({BLOB_FORMAT}); upgrade nbelastic"
             )
         if version == BLOB_FORMAT and CODEC_PATTERN.fullmatch(codec):
-            return codec, payload
+            return codec
     raise CheckpointFormatError(
         f"blob {short(key)} is not an nbelastic blob (bad header {header[:40]!r}); save again"
         f" from a kernel that still holds the state"
     )
+
+
+def _sha256(stream: BinaryIO) -> str:
+    """The sha256 of what is left in ``stream``, read in chunks into one reused buffer."""
+    digest = hashlib.sha256()
+    buffer = bytearray(_CHUNK)
+    view = memoryview(buffer)
+    while count := stream.readinto(buffer):
+        digest.update(view[:count])
+    return digest.hexdigest()
 
 
 def _identity(status: os.stat_result) -> tuple[int, int, int]:
@@ -273,23 +427,50 @@ def _temp_name(directory: Path) -> Path:
     return directory / f".nbelastic-{secrets.token_hex(8)}.tmp"
 
 
+def _write_all(fd: int, view: memoryview) -> None:
+    while view:
+        view = view[os.write(fd, view) :]
+
+
 def _write_synced(path: Path, data: bytes) -> None:
     """Create ``path`` (must not exist), write all of ``data`` and fsync it."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
     try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
+        _write_all(fd, memoryview(data))
         os.fsync(fd)
     finally:
         os.close(fd)
 
 
+def _fsync(path: Path, *, best_effort: bool = False) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        if best_effort:
+            return
+        raise
+    try:
+        os.fsync(fd)
+    except OSError:
+        if not best_effort:
+            raise
+    finally:
+        os.close(fd)
+
+
+def _fsync_all(paths: Iterable[Path], *, best_effort: bool = False) -> None:
+    """fsync ``paths`` from several threads at once: concurrent fsyncs share one journal commit
+    where the filesystem allows it (ext4, xfs), so N files cost far less than N commits."""
+    paths = list(paths)
+    if len(paths) <= 1:
+        for path in paths:
+            _fsync(path, best_effort=best_effort)
+        return
+    with ThreadPoolExecutor(min(_SYNC_THREADS, len(paths))) as pool:
+        for _ in pool.map(lambda path: _fsync(path, best_effort=best_effort), paths):
+            pass
+
+
 def _fsync_dir(directory: Path) -> None:
     """Make a rename durable; best effort, as some platforms cannot open directories."""
-    with contextlib.suppress(OSError):
-        fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+    _fsync(directory, best_effort=True)

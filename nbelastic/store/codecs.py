@@ -2,10 +2,21 @@
 
 Loading a pickle runs code, so values that plain JSON or a pickle-free ``.npy`` file can hold
 exactly go there, and a checkpoint made only of those can be opened without trusting it. Modules
-are stored by name. Everything else goes through one dill pickle per group: linked variables
-share one pickle memo, so ``b is a`` and numpy views sharing memory with their base survive.
-When dill cannot pickle a group that the standard pickle can (a torch optimizer), and nothing
-in it is pickled by reference to the notebook's own ``__main__``, the "pickle" codec holds it.
+are stored by name. Everything else goes through one pickle per group, codec "dill" (loaded by
+``dill.load``): linked variables share one pickle memo, so ``b is a`` and numpy views sharing
+memory with their base survive. When dill cannot pickle a group that the standard pickle can (a
+torch optimizer), and nothing in it is pickled by reference to the notebook's own ``__main__``,
+the "pickle" codec holds it.
+
+A "dill" blob is written by the standard C pickler when the group holds nothing that dill
+pickles its own way (anything defined in ``__main__``, which dill pickles by value, and the types
+dill registers); dill's pure-Python pickler is ten times slower on object-heavy data such as
+pandas string columns, and ``dill.load`` reads both alike, so the format is unchanged.
+
+Values are streamed into the store (``store_group``): a pickler or ``numpy.save`` writes into the
+blob's file while it is hashed, protocol 5 hands large array buffers to the file without a copy,
+and loading (``load_group``) reads them from the file straight into the new arrays. Saving or
+restoring never holds a second copy of a large value in memory.
 
 Example
 -------
@@ -24,24 +35,62 @@ import io
 import json
 import math
 import pickle
+import re
 import sys
 import types
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import BinaryIO, Protocol
 
 import dill
+import dill._dill
 
-from nbelastic.errors import CheckpointFormatError, RestoreError, UnserializableError
+from nbelastic.errors import (
+    CheckpointFormatError,
+    NbelasticError,
+    RestoreError,
+    UnserializableError,
+)
+from nbelastic.store.blobs import byte_view
 
 CODECS = ("json", "npy", "module", "dill", "pickle")
 SAFE_CODECS = frozenset({"json", "npy"})
 _MAX_JSON_INT_BITS = 14_000  # ~4200 digits, under CPython's default int <-> str limit of 4300
+_MAIN = re.compile(b"__main__")
+
+
+class BlobSink(Protocol):
+    """Where ``store_group`` puts what it encodes: a BlobStore or a RemoteBlobStore."""
+
+    def put(self, codec: str, payload: bytes) -> str: ...
+
+    def put_stream(self, codec: str, write: Callable[[BinaryIO], object]) -> tuple[str, int]: ...
+
+
+def store_group(sink: BlobSink, values: Mapping[str, object]) -> tuple[str, str, int]:
+    """Encode a group of variables (one name unless linked) into ``sink``.
+
+    Returns ``(codec, key, payload size)``. Raises UnserializableError when no codec can hold
+    the group (the planner then recomputes it), and StoreWriteError when the store fails.
+    """
+    if not values:
+        raise ValueError("a group has at least one variable")
+    if len(values) == 1:
+        (value,) = values.values()
+        encoded = _encode_json(value)
+        if encoded is None:
+            stored = _store_npy(sink, value)
+            if stored is not None:
+                return stored
+            encoded = _encode_module(value)
+        if encoded is not None:
+            codec, payload = encoded
+            return codec, sink.put(codec, payload), len(payload)
+    return _store_pickled(sink, values)
 
 
 def encode_group(values: Mapping[str, object]) -> tuple[str, bytes]:
-    """Encode a group of variables (one name unless linked) as ``(codec, payload)``.
-
-    Raises UnserializableError when no codec can hold the group; the planner then recomputes it.
+    """:func:`store_group` into memory: ``(codec, payload)``.
 
     >>> encode_group({"n": None})
     ('json', b'null')
@@ -49,25 +98,17 @@ def encode_group(values: Mapping[str, object]) -> tuple[str, bytes]:
     >>> encode_group({"m": types})
     ('module', b'types')
     """
-    if not values:
-        raise ValueError("a group has at least one variable")
-    if len(values) == 1:
-        (value,) = values.values()
-        for encode in (_encode_json, _encode_npy, _encode_module):
-            encoded = encode(value)
-            if encoded is not None:
-                return encoded
-    return _encode_pickled(values)
+    sink = _MemorySink()
+    codec, _, _ = store_group(sink, values)
+    return codec, sink.payload
 
 
-def decode_group(codec: str, payload: bytes, names: Sequence[str]) -> dict[str, object]:
-    """Inverse of :func:`encode_group`: ``{name: value}`` for the group ``names``.
+def load_group(codec: str, stream: BinaryIO, names: Sequence[str]) -> dict[str, object]:
+    """Inverse of :func:`store_group`: ``{name: value}`` for the group ``names``, read from a
+    blob's payload ``stream`` (see BlobStore.open).
 
     Raises CheckpointFormatError when the codec is unknown or the payload does not hold exactly
     ``names``, and RestoreError when the value cannot be rebuilt here (e.g. a missing package).
-
-    >>> decode_group("json", b'{"b":1,"a":2}', ["d"])
-    {'d': {'b': 1, 'a': 2}}
     """
     label = ", ".join(names)
     if codec not in CODECS:
@@ -78,17 +119,17 @@ def decode_group(codec: str, payload: bytes, names: Sequence[str]) -> dict[str, 
         raise CheckpointFormatError(f"{label}: codec {codec!r} holds exactly one variable")
     try:
         if codec == "json":
-            values = {names[0]: json.loads(payload.decode("utf-8"))}
+            values = {names[0]: json.loads(stream.read().decode("utf-8"))}
         elif codec == "npy":
             import numpy
 
-            values = {names[0]: numpy.load(io.BytesIO(payload), allow_pickle=False)}
+            values = {names[0]: numpy.load(stream, allow_pickle=False)}
         elif codec == "module":
-            values = {names[0]: importlib.import_module(payload.decode("utf-8"))}
+            values = {names[0]: importlib.import_module(stream.read().decode("utf-8"))}
         elif codec == "pickle":
-            values = pickle.loads(payload)
+            values = pickle.load(stream)
         else:
-            values = dill.loads(payload)
+            values = dill.load(stream)
     except Exception as e:
         raise RestoreError(
             f"{label}: cannot load from its {codec} blob ({type(e).__name__}: {_first_line(e)});"
@@ -99,6 +140,36 @@ def decode_group(codec: str, payload: bytes, names: Sequence[str]) -> dict[str, 
             f"{label}: the {codec} blob holds other variables; the checkpoint is damaged"
         )
     return {name: values[name] for name in names}
+
+
+def decode_group(codec: str, payload: bytes, names: Sequence[str]) -> dict[str, object]:
+    """:func:`load_group` from a payload in memory.
+
+    >>> decode_group("json", b'{"b":1,"a":2}', ["d"])
+    {'d': {'b': 1, 'a': 2}}
+    """
+    return load_group(codec, io.BytesIO(payload), names)
+
+
+class _MemorySink:
+    """A BlobSink that keeps the last payload, for :func:`encode_group`."""
+
+    payload = b""
+
+    def put(self, codec: str, payload: bytes) -> str:
+        self.payload = payload
+        return codec
+
+    def put_stream(self, codec: str, write: Callable[[BinaryIO], object]) -> tuple[str, int]:
+        buffer = _Buffer()
+        write(buffer)
+        self.payload = buffer.getvalue()
+        return codec, len(self.payload)
+
+
+class _Buffer(io.BytesIO):
+    def write(self, data) -> int:
+        return super().write(byte_view(data))
 
 
 def _encode_json(value: object) -> tuple[str, bytes] | None:
@@ -130,20 +201,54 @@ def _json_exact(value: object, seen: set[int]) -> bool:
     return False
 
 
-def _encode_npy(value: object) -> tuple[str, bytes] | None:
+def _store_npy(sink: BlobSink, value: object) -> tuple[str, str, int] | None:
     """A plain ndarray without object fields as ``.npy``; numpy is never imported here."""
     numpy = sys.modules.get("numpy")
     if numpy is None or type(value) is not numpy.ndarray or value.dtype.hasobject:
         return None
-    buffer = io.BytesIO()
-    try:
+
+    def write(stream: BinaryIO) -> None:
         with warnings.catch_warnings():
             # numpy warns when it would drop dtype metadata or pickle a custom dtype
             warnings.simplefilter("error")
-            numpy.save(buffer, value, allow_pickle=False)
+            _write_npy(numpy, stream, value)
+
+    try:
+        key, size = sink.put_stream("npy", write)
     except (ValueError, Warning):
         return None
-    return "npy", buffer.getvalue()
+    return "npy", key, size
+
+
+def _write_npy(numpy, stream: BinaryIO, array) -> None:
+    """What ``numpy.save`` writes, byte for byte; the data of a contiguous array goes to
+    ``stream`` as a view of its memory, where numpy.save would copy it 16 MiB at a time."""
+    fmt = numpy.lib.format
+    memory = _memory_order_bytes(numpy, array)
+    if memory is not None:
+        try:  # raises before writing when the header needs format 2 or 3, as numpy.save picks
+            fmt.write_array_header_1_0(stream, fmt.header_data_from_array_1_0(array))
+        except (ValueError, UnicodeEncodeError):
+            pass
+        else:
+            stream.write(memory)
+            return
+    numpy.save(stream, array, allow_pickle=False)
+
+
+def _memory_order_bytes(numpy, array):
+    """The bytes of ``array`` in the order .npy stores them, as a flat uint8 view; None if
+    that needs a copy or the dtype is one numpy.save handles its own way."""
+    if not getattr(type(array.dtype), "_legacy", False) or array.dtype.itemsize == 0:
+        return None
+    try:
+        if array.flags.c_contiguous:
+            return array.reshape(-1).view(numpy.uint8)
+        if array.flags.f_contiguous:
+            return array.T.reshape(-1).view(numpy.uint8)
+    except (ValueError, TypeError):
+        pass
+    return None
 
 
 def _encode_module(value: object) -> tuple[str, bytes] | None:
@@ -156,27 +261,51 @@ def _encode_module(value: object) -> tuple[str, bytes] | None:
     return None
 
 
-def _encode_pickled(values: Mapping[str, object]) -> tuple[str, bytes]:
+def _store_pickled(sink: BlobSink, values: Mapping[str, object]) -> tuple[str, str, int]:
+    """The C pickler if dill would write the same, else dill, else the standard pickle unless
+    it names something in ``__main__`` (pickled by reference, it would need that name to exist
+    before it is loaded)."""
     group = {name: values[name] for name in sorted(values)}
+    with _suppress_pickling_errors():
+        return ("dill", *sink.put_stream("dill", lambda s: _FastPickler(s).dump(group)))
     try:
-        return "dill", _dumps(group)
+        return ("dill", *sink.put_stream("dill", lambda s: _Pickler(s).dump(group)))
+    except NbelasticError:
+        raise
     except Exception as e:
-        fallback = _plain_dumps(group)
-        if fallback is None:
-            raise _unserializable(group, e) from e
-        return "pickle", fallback
+        with _suppress_pickling_errors():
+            return ("pickle", *sink.put_stream("pickle", lambda s: _plain_dump(s, group)))
+        raise _unserializable(group, e) from e
 
 
-def _plain_dumps(group: dict[str, object]) -> bytes | None:
-    """The standard pickle of ``group``, unless it fails or names something in ``__main__``
-    (pickled by reference, it would need that name to exist before it is loaded)."""
-    buffer = io.BytesIO()
-    try:
-        _PlainPickler(buffer).dump(group)
-    except Exception:  # noqa: BLE001 - any failure leaves the group to replay
+class _suppress_pickling_errors:  # noqa: N801 - used like contextlib.suppress
+    """Swallow a failed pickling attempt, never a failure of the store itself."""
+
+    def __enter__(self) -> None:
         return None
-    payload = buffer.getvalue()
-    return None if b"__main__" in payload else payload
+
+    def __exit__(self, kind, error, traceback) -> bool:
+        return isinstance(error, Exception) and not isinstance(error, NbelasticError)
+
+
+def _plain_dump(stream: BinaryIO, group: dict[str, object]) -> None:
+    _PlainPickler(_RefusingMain(stream)).dump(group)
+
+
+class _RefusingMain:
+    """Passes a pickle through to ``stream``, failing it where it names ``__main__``."""
+
+    def __init__(self, stream: BinaryIO) -> None:
+        self._stream = stream
+        self._tail = b""  # the last bytes written, where the name may have begun
+
+    def write(self, data) -> int:
+        view = byte_view(data)
+        edge = len(_MAIN.pattern) - 1
+        if _MAIN.search(self._tail + bytes(view[:edge])) or _MAIN.search(view):
+            raise pickle.PicklingError("refers to the notebook's __main__")
+        self._tail = (self._tail + bytes(view[-edge:]))[-edge:]
+        return self._stream.write(view)
 
 
 def _unserializable(group: dict[str, object], e: Exception) -> UnserializableError:
@@ -205,7 +334,7 @@ def _fails(name: str, value: object) -> bool:
 
 
 def _dumps(group: dict[str, object]) -> bytes:
-    buffer = io.BytesIO()
+    buffer = _Buffer()
     _Pickler(buffer).dump(group)
     return buffer.getvalue()
 
@@ -249,15 +378,64 @@ class _ViewReducer:
 class _Pickler(_ViewReducer, dill.Pickler):
     """dill, fixed to by-value functions whose globals stay the live ``__main__.__dict__``."""
 
-    def __init__(self, file: io.BytesIO) -> None:
+    def __init__(self, file: BinaryIO) -> None:
         super().__init__(file, protocol=5, byref=False, recurse=False)
 
 
 class _PlainPickler(_ViewReducer, pickle.Pickler):
     """The standard pickle, for what dill's by-value machinery trips over."""
 
-    def __init__(self, file: io.BytesIO) -> None:
+    def __init__(self, file: BinaryIO) -> None:
         super().__init__(file, protocol=5)
+
+
+class _DillNeeded(pickle.PicklingError):
+    """The group holds something dill pickles its own way."""
+
+
+class _FastPickler(_PlainPickler):
+    """The C pickler, refusing whatever dill would pickle differently, so that its output is
+    the pickle dill would have written (``dill.load`` reads it): functions and classes of
+    ``__main__`` (dill pickles them by value), instances of the types dill registers, and numpy
+    subclass arrays whose ``__dict__`` dill adds. Everything else dill pickles by the standard
+    rules too. The C pickler calls this only for objects that are not plain builtins (str, int,
+    list, dict...), so a pandas string column costs nothing here."""
+
+    def reducer_override(self, obj: object) -> object:
+        kind = type(obj)
+        if isinstance(obj, type) or kind is types.FunctionType:
+            if getattr(obj, "__module__", None) in (None, "__main__"):
+                raise _DillNeeded(f"{obj!r} is defined in __main__")
+        elif kind in _dill_types() or _numpy_subclass(obj):
+            raise _DillNeeded(f"dill pickles {kind.__name__} its own way")
+        return super().reducer_override(obj)
+
+
+_DILL_TYPES: frozenset[type] = frozenset()
+
+
+def _dill_types() -> frozenset[type]:
+    """The types dill pickles otherwise than the standard pickler (files, locks, methods...),
+    less those it rebuilds exactly as the standard pickle does (pandas indexes hold slices)."""
+    global _DILL_TYPES
+    if not _DILL_TYPES:
+        stock = dill._dill.pickle_dispatch_copy
+        alike = {slice, range, type(NotImplemented), type(Ellipsis)}
+        _DILL_TYPES = frozenset(
+            kind
+            for kind, save in dill.Pickler.dispatch.items()
+            if stock.get(kind) is not save and kind not in alike
+        )
+    return _DILL_TYPES
+
+
+def _numpy_subclass(obj: object) -> bool:
+    """An instance of an ndarray subclass that keeps ndarray's reduce: dill adds its __dict__."""
+    numpy = sys.modules.get("numpy")
+    if numpy is None or not isinstance(obj, numpy.ndarray) or type(obj) is numpy.ndarray:
+        return False
+    kind = type(obj)
+    return kind.__reduce_ex__ is numpy.ndarray.__reduce_ex__ and bool(getattr(obj, "__dict__", 0))
 
 
 def _rebuild_view(root, offset, shape, strides, dtype, writeable):

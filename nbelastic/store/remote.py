@@ -8,12 +8,13 @@ The layout is the local sidecar's (``blobs/<key[:2]>/<key[2:]>`` and ``manifest.
 blob format and its checks are shared. Transfers are streamed in chunks, never a second copy of
 a whole blob in memory:
 
-* ``put`` hashes the blob while it is encoded in memory anyway, then hands the upload to a
-  small thread pool and returns; a bounded number of uploads is in flight, and ``flush`` waits
-  for them before the notebook points at the blobs. An object store makes an object visible
-  only when its upload completes, so a crash leaves no half blob behind a key.
-* ``prefetch`` downloads many blobs in parallel into a private local cache, hashing each while
-  it streams; ``get`` and ``check`` then read the verified local copy.
+* ``put_stream`` writes the blob into a private local cache as it is encoded (see
+  BlobStore.put_stream), ``put`` hashes a payload already in memory; either hands the upload to
+  a small thread pool and returns. A bounded number of uploads is in flight, and ``flush``
+  waits for them before the notebook points at the blobs. An object store makes an object
+  visible only when its upload completes, so a crash leaves no half blob behind a key.
+* ``prefetch`` downloads many blobs in parallel into the local cache; ``check`` hashes them
+  there, and ``get`` and ``open`` read the verified local copy.
 """
 
 from __future__ import annotations
@@ -24,12 +25,13 @@ import os
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from pathlib import Path
+from typing import BinaryIO
 
 from nbelastic.errors import BlobCorruptError, BlobMissingError, StoreWriteError
-from nbelastic.store.blobs import BLOB_FORMAT, CODEC_PATTERN, KEY_PATTERN, BlobStore, short
+from nbelastic.store.blobs import KEY_PATTERN, BlobStore, blob_header, short
 
 ProgressCallback = Callable[[str, int, int], None]
 TRANSFERS = 8  # parallel uploads or downloads
@@ -81,7 +83,7 @@ class RemoteBlobStore:
                 f"cannot open the store {self.url} ({_one_line(error)}): check the URL"
             ) from None
         self._cache_dir = tempfile.TemporaryDirectory(prefix="nbelastic-cache-")
-        self._cache = BlobStore(self._cache_dir.name)
+        self._cache = BlobStore(self._cache_dir.name, durable=False)
         self._uploads = ThreadPoolExecutor(TRANSFERS, thread_name_prefix="nbelastic-upload")
         self._in_flight = threading.BoundedSemaphore(TRANSFERS)
         self._pending: list[Future] = []
@@ -103,18 +105,26 @@ class RemoteBlobStore:
 
     def put(self, codec: str, payload: bytes) -> str:
         """Queue ``payload`` for upload and return its key; ``flush`` waits for the uploads."""
-        if not CODEC_PATTERN.fullmatch(codec):
-            raise ValueError(f"not a codec name: {codec!r}")
-        header = b"NBELASTIC-BLOB %d %s\n" % (BLOB_FORMAT, codec.encode("ascii"))
+        header = blob_header(codec)
         digest = hashlib.sha256(header)
         digest.update(payload)
         key = digest.hexdigest()
-        if key in self._sent:
-            return key
+        if key not in self._sent:
+            self._queue(key, header, payload)
+        return key
+
+    def put_stream(self, codec: str, write: Callable[[BinaryIO], object]) -> tuple[str, int]:
+        """Write the blob into the local cache, queue its upload; (key, payload size)."""
+        key, size = self._cache.put_stream(codec, write)
+        if key not in self._sent:
+            self._queue(key, None, None)
+        return key, size
+
+    def _queue(self, key: str, header: bytes | None, payload: bytes | None) -> None:
+        """Upload in the background: ``header`` and ``payload``, or the cached blob if None."""
         self._sent.add(key)
         self._in_flight.acquire()  # bounds the payloads held for upload
         self._pending.append(self._uploads.submit(self._upload, key, header, payload))
-        return key
 
     def flush(self, progress: ProgressCallback | None = None) -> None:
         """Wait for every queued upload; StoreWriteError names the first that failed."""
@@ -130,18 +140,24 @@ class RemoteBlobStore:
         if failed is not None:
             raise self._error("write to", failed)
 
-    def _upload(self, key: str, header: bytes, payload: bytes) -> None:
+    def _upload(self, key: str, header: bytes | None, payload: bytes | None) -> None:
         try:
             path = self.path(key)
-            size = len(header) + len(payload)
+            cached = self._cache.path(key)
+            size = cached.stat().st_size if payload is None else len(header) + len(payload)
             with contextlib.suppress(FileNotFoundError):
                 if self._fs.size(path) == size:
                     return  # immutable: an object of the right size under its hash is it
-            view = memoryview(payload)
             with self._fs.open(path, "wb", block_size=max(_CHUNK, 5 * 1024 * 1024)) as stream:
-                stream.write(header)
-                for start in range(0, len(view), _CHUNK):
-                    stream.write(view[start : start + _CHUNK])
+                if payload is None:
+                    with open(cached, "rb") as source:
+                        while chunk := source.read(_CHUNK):
+                            stream.write(chunk)
+                else:
+                    view = memoryview(payload)
+                    stream.write(header)
+                    for start in range(0, len(view), _CHUNK):
+                        stream.write(view[start : start + _CHUNK])
         except OSError as error:
             raise self._error("write to", error) from None
         finally:
@@ -191,15 +207,24 @@ class RemoteBlobStore:
 
     def get(self, key: str) -> tuple[str, bytes]:
         """``(codec, payload)`` of blob ``key``, downloaded if needed and checked."""
+        with self.open(key) as (codec, stream):
+            return codec, stream.read()
+
+    @contextlib.contextmanager
+    def open(self, key: str) -> Iterator[tuple[str, BinaryIO]]:
+        """``(codec, payload stream)`` of blob ``key``, downloaded if needed and checked (see
+        BlobStore.open)."""
         self._cache._checked_path(key)
         self._fetch(key)
-        try:
-            return self._cache.get(key)
-        except BlobCorruptError:
-            raise BlobCorruptError(
-                f"blob {short(key)} in {self.url} is corrupt (its bytes do not match its hash); "
-                "save again from a kernel that still holds the state"
-            ) from None
+        with contextlib.ExitStack() as stack:
+            try:
+                opened = stack.enter_context(self._cache.open(key))
+            except BlobCorruptError:
+                raise BlobCorruptError(
+                    f"blob {short(key)} in {self.url} is corrupt (its bytes do not match its "
+                    "hash); save again from a kernel that still holds the state"
+                ) from None
+            yield opened
 
     def check(self, key: str) -> str | None:
         """Why blob ``key`` cannot be loaded, or None; downloads it into the cache."""
