@@ -102,6 +102,25 @@ IN_PLACE = [
     ("import numpy as np\nbase = np.zeros(4)\nview = base[1:]", "view[0] = 7", "base"),
     ("import pandas as pd\ndf = pd.DataFrame({'a': [1, 2]})", "df.loc[0, 'a'] = 10", "df"),
     ("import pandas as pd\ndf = pd.DataFrame({'a': [1, 2]})", "df['c'] = 1", "df"),
+    ("import pandas as pd\ndf = pd.DataFrame({'s': ['x', 'y']})", "df.loc[0, 's'] = 'z'", "df"),
+    (
+        "import pandas as pd\ndf = pd.DataFrame({'c': pd.Categorical(['u', 'v'])})",
+        "df.loc[0, 'c'] = 'v'",
+        "df",
+    ),
+    (
+        "import pandas as pd\n"
+        "df = pd.DataFrame({'v': [1.0]}, index=pd.MultiIndex.from_tuples([('a', 1)]))",
+        "df.index.names = ['k', 'i']",
+        "df",
+    ),
+    (
+        "import numpy as np\nimport pandas as pd\narr = np.zeros((3, 2))\n"
+        "df = pd.DataFrame(arr, copy=False)",
+        "arr[0, 0] = 5",
+        "df",
+    ),
+    ("import pandas as pd\ns = pd.Series([[1], [2]])", "s[0].append(3)", "s"),
     (
         "from sklearn.linear_model import LinearRegression\nmodel = LinearRegression()\n"
         "X = [[0.0], [1.0], [2.0]]\ny = [0.0, 1.0, 2.0]",
@@ -277,8 +296,9 @@ def test_hostile_objects_never_break_a_cell_and_are_replayed(roundtrip):
     assert_restored(rt)
     assert {"h", "items"} <= set(rt.save["replayed"])
     assert rt.check("type(h).__name__") == "Hostile"
-    status = rt.restored_kernel.execute("%load_ext nbelastic\n%nbelastic status --plan store-all "
-                                        "--bandwidth 1e9")
+    status = rt.restored_kernel.execute(
+        "%load_ext nbelastic\n%nbelastic status --plan store-all --bandwidth 1e9"
+    )
     row = next(line for line in status.stdout.splitlines() if line.startswith("h "))
     assert "replay" in row and "cannot be serialized" in row
 
