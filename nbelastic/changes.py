@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from nbelastic.errors import NbelasticError
+from nbelastic.notebook import hasher_version
 from nbelastic.store import BlobStore, read_manifest
 from nbelastic.store.remote import RemoteBlobStore
 
@@ -66,7 +67,9 @@ def compare(before: dict | None, after: dict) -> Changes:
 
 def _differs(name: str, before: dict, after: dict) -> bool:
     old, new = before["variables"][name], after["variables"][name]
-    if old["hash"] is not None and new["hash"] is not None:
+    # Hashes by different hasher versions say nothing; size estimates may differ too.
+    same_hasher = hasher_version(before) == hasher_version(after)
+    if same_hasher and old["hash"] is not None and new["hash"] is not None:
         return old["hash"] != new["hash"]
     facts = ("type", "size")
     if any(old[fact] != new[fact] for fact in facts):

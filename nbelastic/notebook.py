@@ -98,6 +98,17 @@ def checkpoint_of(nb: nbformat.NotebookNode) -> dict | None:
     return nb.get("metadata", {}).get(METADATA_KEY)
 
 
+def hasher_version(document: dict) -> int:
+    """Which version of nbelastic.objects' hasher made the checkpoint's content hashes.
+
+    Checkpoints written before the version was recorded have none: they were made by version 1.
+
+    >>> hasher_version({"hasher": 2}), hasher_version({})
+    (2, 1)
+    """
+    return document.get("hasher", 1)
+
+
 def validate_checkpoint(document: object) -> dict:
     """Check a checkpoint document and return it unchanged; raise CheckpointFormatError if not.
 

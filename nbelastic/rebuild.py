@@ -19,8 +19,8 @@ from pathlib import Path
 from nbelastic.environment import differences
 from nbelastic.errors import NbelasticError, RestoreError
 from nbelastic.history import Execution, History
-from nbelastic.notebook import read_checkpoint
-from nbelastic.objects import profile
+from nbelastic.notebook import hasher_version, read_checkpoint
+from nbelastic.objects import HASHER_VERSION, profile
 from nbelastic.store import BlobStore, Manifest, ManifestEntry, read_manifest
 from nbelastic.store.remote import RemoteBlobStore, open_store
 from nbelastic.trust import is_trusted
@@ -86,6 +86,12 @@ def open_checkpoint(
             f"saved in another environment: here {'; '.join(changed)}; "
             "values may load or behave differently"
         )
+    if hasher_version(document) != HASHER_VERSION:
+        checkpoint.warnings.append(
+            f"this checkpoint was hashed by hasher version {hasher_version(document)} and this "
+            f"nbelastic hashes with version {HASHER_VERSION}: restored values are not compared "
+            "(save again to record comparable hashes)"
+        )
     if check_blobs:
         if isinstance(store, RemoteBlobStore):
             rng = [e.rng for e in history.executions if e.rng is not None]
@@ -105,6 +111,15 @@ def open_checkpoint(
                 "its random draws may come out differently"
             )
     return checkpoint
+
+
+def comparable_variables(checkpoint: Checkpoint) -> dict[str, dict]:
+    """The checkpoint's variable table, without hashes when another hasher version made them:
+    those variables are then reported as not comparable, not as mismatched."""
+    variables = checkpoint.document["variables"]
+    if hasher_version(checkpoint.document) == HASHER_VERSION:
+        return variables
+    return {name: {**info, "hash": None} for name, info in variables.items()}
 
 
 @dataclass

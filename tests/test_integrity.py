@@ -10,8 +10,10 @@ from pathlib import Path
 import pytest
 from checkpoint_kernels import restore_in_kernel, save_in_kernel
 
+from nbelastic.changes import compare
 from nbelastic.history import History
 from nbelastic.notebook import read_checkpoint, sidecar_dir, write_checkpoint
+from nbelastic.objects import HASHER_VERSION
 from nbelastic.rebuild import open_checkpoint
 from nbelastic.restore_plan import plan_load
 from nbelastic.store import BlobStore, Manifest, ManifestEntry, read_manifest, write_manifest
@@ -101,6 +103,40 @@ def test_a_changed_environment_is_a_warning_naming_the_packages(tmp_path):
         and "Python " in warning
         and "(saved with 2.7.18)" in warning
     )
+
+
+@pytest.mark.kernel
+@pytest.mark.parametrize("recorded", [1, None], ids=["older hasher", "no hasher recorded"])
+def test_hashes_from_another_hasher_version_are_not_compared_and_said_so_once(tmp_path, recorded):
+    cells = ["import pandas as pd", "df = pd.DataFrame({'s': ['x', 'y']})", "n = 3"]
+    notebook = save_in_kernel(tmp_path, cells, "store-all")
+    document = read_checkpoint(notebook)
+    assert document["hasher"] == HASHER_VERSION
+    if recorded is None:
+        del document["hasher"]
+    else:
+        document["hasher"] = recorded
+    document["variables"]["df"]["hash"] = "0" * 32  # what an older hasher made of it
+    write_checkpoint(notebook, sign(document))
+
+    report, values = restore_in_kernel(notebook, ["n"])
+
+    assert report["ok"] and values == {"n": "3"}
+    assert not report["mismatched"]
+    assert {"df", "n"} <= set(report["unverifiable"])
+    (warning,) = report["warnings"]
+    assert f"hasher version 1 and this nbelastic hashes with version {HASHER_VERSION}" in warning
+
+
+def test_checkpoints_of_different_hasher_versions_compare_by_type_size_and_code():
+    history = History()
+    history.record("a = 1", 0.1, writes=["a"])
+    variable = {"type": "builtins.int", "size": 5, "hash": "1" * 32, "action": "store", "why": "."}
+    before = {"history": history.to_json(), "variables": {"a": variable}}
+    after = {**before, "hasher": 2, "variables": {"a": {**variable, "hash": "2" * 32}}}
+
+    assert compare(before, after).brief() == "no change"
+    assert compare({**before, "hasher": 2}, after).brief() == "~a"
 
 
 def test_open_checkpoint_lists_damaged_groups_instead_of_refusing(tmp_path):

@@ -27,9 +27,15 @@ from nbelastic.kernel.monitor import Monitor, set_rng_state, user_namespace
 from nbelastic.locations import save_store
 from nbelastic.lock import notebook_lock
 from nbelastic.notebook import FORMAT_VERSION, read_checkpoint, sidecar_dir, write_checkpoint
-from nbelastic.objects import Profile, profile
+from nbelastic.objects import HASHER_VERSION, Profile, profile
 from nbelastic.planner import Group, Plan, format_bytes, make_plan
-from nbelastic.rebuild import ProgressCallback, RestoreReport, open_checkpoint, rebuild
+from nbelastic.rebuild import (
+    ProgressCallback,
+    RestoreReport,
+    comparable_variables,
+    open_checkpoint,
+    rebuild,
+)
 from nbelastic.restore_plan import complete_report, loader, plan_restore
 from nbelastic.store import (
     BlobStore,
@@ -237,6 +243,7 @@ def _document(notebook, store, manifest_key, plan, history, profiles, rng_keys) 
     actions = plan.actions
     return {
         "format": FORMAT_VERSION,
+        "hasher": HASHER_VERSION,
         "producer": f"nbelastic {__version__}",
         "store": store_location(store, notebook),
         "manifest": manifest_key,
@@ -287,7 +294,7 @@ def restore_checkpoint(
             checkpoint.history,
             plan.entries,
             plan.replay,
-            checkpoint.document["variables"],
+            comparable_variables(checkpoint),
             load_group=loader(checkpoint.store, trusted=trust or checkpoint.trusted),
             run_execution=_cell_runner(shell, checkpoint.rng_states),
             namespace=shell.user_ns,
