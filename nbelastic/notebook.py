@@ -20,6 +20,7 @@ through jupytext, told to keep the checkpoint in the text header.
 nbformat, jupytext and jsonschema are imported by the functions that use them: importing them
 takes over a second (jsonschema's format checkers compile grammars), and the kernel extension,
 the git textconv driver and most commands import this module for a constant or ``sidecar_dir``.
+A checkpoint passes a quick check (nbelastic.schema_check) before jsonschema is asked.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ from nbelastic.errors import (
     NotebookNotFoundError,
     StoreWriteError,
 )
+from nbelastic.schema_check import conforms
 
 if TYPE_CHECKING:
     import jsonschema
@@ -123,26 +125,32 @@ def validate_checkpoint(document: object) -> dict:
     return _validate(document, "the document", remedy="")
 
 
-def read_checkpoint(notebook: str | os.PathLike) -> dict:
+def read_checkpoint(notebook: str | os.PathLike, *, whole_notebook: bool = True) -> dict:
     """The validated checkpoint of ``notebook``, whole even where the notebook keeps only a
     reference to it (a jupytext text header: see nbelastic.checkpoints.resolve).
 
     Raises NotebookNotFoundError (no such notebook, or not a notebook), NoCheckpointError (a
     notebook without a checkpoint), CheckpointFormatError (malformed or newer checkpoint) or
     UnknownCheckpointError (a reference to a checkpoint missing from the sidecar).
+
+    ``whole_notebook=False`` is for a restore, which reads nothing but the checkpoint: an
+    ``.ipynb`` in nbformat 4 is then read as plain JSON, its cells not checked by nbformat,
+    whose import (jsonschema's with it) would cost a fresh kernel over a second.
     """
     # Imported here: the sidecar's history validates its records with this module.
     from nbelastic.checkpoints import resolve
 
     path = Path(notebook)
-    nb = _load(path)
-    if METADATA_KEY not in nb.metadata:
+    metadata = None if whole_notebook else _plain_ipynb_metadata(path)
+    if metadata is None:
+        metadata = _load(path).metadata
+    if METADATA_KEY not in metadata:
         raise NoCheckpointError(
             f"{path} has no nbelastic checkpoint: "
             f"run `%nbelastic save` or `nbelastic run {path}` first"
         )
     document = _validate(
-        nb.metadata[METADATA_KEY],
+        metadata[METADATA_KEY],
         str(path),
         remedy=f": save the state again, or remove it with `nbelastic strip {path}`",
     )
@@ -269,22 +277,28 @@ def _validate(document: object, subject: str, *, remedy: str) -> dict:
         ):
             raise malformed("$.checkpoint", f"{document['checkpoint']!r} is not a checkpoint id")
         return document
-    import jsonschema
+    if not conforms(document, _schema()):
+        # The quick check may reject what is valid; jsonschema decides, and says what is wrong.
+        import jsonschema
 
-    error = jsonschema.exceptions.best_match(_validator().iter_errors(document))
-    if error is not None:
-        raise malformed(error.json_path, error.message)
+        error = jsonschema.exceptions.best_match(_validator().iter_errors(document))
+        if error is not None:
+            raise malformed(error.json_path, error.message)
     for where, problem in _beyond_schema(document):
         raise malformed(where, problem)
     return document
 
 
 @cache
+def _schema() -> dict:
+    return json.loads((resources.files("nbelastic") / "schema" / _SCHEMA).read_text("utf-8"))
+
+
+@cache
 def _validator() -> jsonschema.Draft202012Validator:
     import jsonschema
 
-    text = (resources.files("nbelastic") / "schema" / _SCHEMA).read_text(encoding="utf-8")
-    return jsonschema.Draft202012Validator(json.loads(text))
+    return jsonschema.Draft202012Validator(_schema())
 
 
 def _beyond_schema(document: dict) -> Iterator[tuple[str, str]]:
@@ -336,6 +350,21 @@ def _load(path: Path) -> nbformat.NotebookNode:
     return _parse(path, text)
 
 
+def _plain_ipynb_metadata(path: Path) -> dict | None:
+    """The metadata of an ``.ipynb`` in nbformat 4, read as plain JSON; None for anything else
+    (another suffix or version, no such file, not JSON), which ``_load`` then reads or explains."""
+    if path.suffix != _IPYNB:
+        return None
+    try:
+        nb = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+        return None
+    if isinstance(nb, dict) and type(nb.get("nbformat")) is int and nb["nbformat"] == 4:
+        metadata = nb.get("metadata")
+        return metadata if isinstance(metadata, dict) else None
+    return None
+
+
 def _read_text(path: Path) -> str | None:
     """The notebook's text, or None if there is no file there."""
     try:
@@ -354,10 +383,11 @@ def _parse(path: Path, text: str) -> nbformat.NotebookNode:
     # nbformat.reads would log validation errors instead of raising them, so read, convert and
     # validate step by step. On malformed input nbformat and jupytext raise many unrelated types
     # (ValueError, AttributeError, TypeError, yaml errors, ...) that all mean the same to the user.
-    import jupytext
     import nbformat
     import nbformat.reader
 
+    if path.suffix != _IPYNB:
+        import jupytext
     try:
         if path.suffix == _IPYNB:
             nb = nbformat.convert(nbformat.reader.reads(text), 4)

@@ -1,8 +1,9 @@
-"""Loading the extension and watching cells import nothing heavy; saving imports what it needs.
+"""Loading the extension and watching cells import nothing heavy; the rest comes on demand.
 
-Every kernel pays for what ``%load_ext nbelastic`` imports, most never save: jsonschema,
-networkx, jupytext, nbformat and fsspec took 1.4 s and 47 MB there. Each check runs in a fresh
-interpreter, since this one has imported everything long ago.
+Every kernel pays for what ``%load_ext nbelastic`` imports, and most never save: jsonschema,
+nbformat, jupytext and networkx once took 1.3 s and 47 MB there. A restore reads an ``.ipynb``
+without nbformat (whose jsonschema import alone takes over a second). Each check runs in a
+fresh interpreter, since this one imported everything long ago.
 """
 
 from __future__ import annotations
@@ -13,6 +14,9 @@ import sys
 import textwrap
 
 import pytest
+from test_fuzz_readers import valid_document
+
+from nbelastic.notebook import read_checkpoint
 
 HEAVY = ("jsonschema", "networkx", "jupytext", "nbformat", "fsspec", "dill", "tornado")
 
@@ -35,31 +39,33 @@ def imported_after(script: str) -> list[str]:
     return json.loads(done.stdout.splitlines()[-1])
 
 
+_WATCHING = textwrap.dedent(f"""
+    from IPython.core.interactiveshell import InteractiveShell
+    import nbelastic
+    shell = InteractiveShell.instance()
+    shell.run_line_magic("load_ext", "nbelastic")
+    for code in {_CELLS!r}:
+        assert shell.run_cell(code).success
+""")
+
+
+def saved_notebook(tmp_path) -> str:
+    """A notebook saved by a fresh Python, which imported what saving needs on demand."""
+    notebook = tmp_path / "saved.ipynb"
+    imported_after(_WATCHING + f"nbelastic.save({str(notebook)!r}, quiet=True)")
+    return str(notebook)
+
+
 def test_importing_the_kernel_package_imports_nothing_heavy():
     assert imported_after("import nbelastic.kernel") == []
 
 
 def test_loading_the_extension_and_running_cells_imports_nothing_heavy():
-    script = f"""
-        from IPython.core.interactiveshell import InteractiveShell
-        shell = InteractiveShell.instance()
-        shell.run_line_magic("load_ext", "nbelastic")
-        for code in {_CELLS!r}:
-            assert shell.run_cell(code).success
-    """
-    assert imported_after(script) == []
+    assert imported_after(_WATCHING) == []
 
 
 def test_status_plans_without_importing_the_notebook_readers():
-    script = f"""
-        from IPython.core.interactiveshell import InteractiveShell
-        shell = InteractiveShell.instance()
-        shell.run_line_magic("load_ext", "nbelastic")
-        for code in {_CELLS!r}:
-            assert shell.run_cell(code).success
-        shell.run_line_magic("nbelastic", "status")
-    """
-    imported = set(imported_after(script))
+    imported = set(imported_after(_WATCHING + 'shell.run_line_magic("nbelastic", "status")'))
     assert "networkx" in imported
     assert not {"jsonschema", "nbformat", "jupytext", "fsspec"} & imported
 
@@ -71,17 +77,28 @@ def test_modules_imported_for_a_constant_or_a_helper_import_nothing_heavy(module
     assert imported_after(f"import {module}") == []
 
 
-def test_saving_imports_what_it_needs(tmp_path):
-    notebook = tmp_path / "saved.ipynb"
+def test_a_valid_checkpoint_is_checked_without_jsonschema():
     script = f"""
+        import json
+        from nbelastic.notebook import validate_checkpoint
+        validate_checkpoint(json.loads({json.dumps(valid_document())!r}))
+    """
+    assert imported_after(script) == []
+
+
+def test_a_fresh_kernel_saves_with_what_it_imports_on_demand(tmp_path):
+    notebook = saved_notebook(tmp_path)
+    assert read_checkpoint(notebook)["variables"].keys() == {"numbers", "random", "total"}
+
+
+def test_restoring_an_ipynb_reads_it_without_nbformat(tmp_path):
+    notebook = saved_notebook(tmp_path)
+    restore = f"""
         from IPython.core.interactiveshell import InteractiveShell
+        import nbelastic
         shell = InteractiveShell.instance()
         shell.run_line_magic("load_ext", "nbelastic")
-        for code in {_CELLS!r}:
-            assert shell.run_cell(code).success
-        import nbelastic
-        nbelastic.save({str(notebook)!r}, quiet=True)
+        assert nbelastic.restore({notebook!r}, quiet=True).ok
+        assert len(shell.user_ns["numbers"]) == 100
     """
-    imported = set(imported_after(script))
-    assert notebook.exists()
-    assert {"nbformat", "networkx", "dill"} <= imported
+    assert not {"nbformat", "jsonschema", "jupytext"} & set(imported_after(restore))

@@ -41,7 +41,7 @@ def autorestore(notebook: str | os.PathLike | None = None) -> str | None:
 
 
 def _restore(path: Path) -> str:
-    document = read_checkpoint(path)
+    document = read_checkpoint(path, whole_notebook=False)
     if not is_trusted(document):
         return (
             f"nbelastic: {path.name} carries saved state you did not sign, so it was not "
