@@ -1,18 +1,37 @@
 """Codecs: the right codec for each value, exact round trips, shared references kept."""
 
+import dataclasses
 import io
+import pickle
 import subprocess
 import sys
+import tracemalloc
 import types
 from pathlib import Path
 
+import dill
 import numpy as np
+import pandas as pd
 import pytest
 from numpy.lib.stride_tricks import as_strided
 
 import nbelastic
-from nbelastic.errors import CheckpointFormatError, RestoreError, UnserializableError
-from nbelastic.store import CODECS, SAFE_CODECS, decode_group, encode_group
+from nbelastic.errors import (
+    CheckpointFormatError,
+    RestoreError,
+    StoreWriteError,
+    UnserializableError,
+)
+from nbelastic.store import (
+    CODECS,
+    SAFE_CODECS,
+    BlobStore,
+    decode_group,
+    encode_group,
+    load_group,
+    store_group,
+)
+from nbelastic.store.codecs import _RefusingMain
 
 
 def roundtrip(values):
@@ -394,3 +413,114 @@ def test_plain_values_never_import_numpy():
     )
     repo = Path(nbelastic.__file__).resolve().parent.parent
     subprocess.run([sys.executable, "-c", code], check=True, cwd=repo)
+
+
+def stored_in(tmp_path, values):
+    """``store_group`` into a real BlobStore: (codec, key, payload size, store)."""
+    store = BlobStore(tmp_path / "sidecar")
+    return (*store_group(store, values), store)
+
+
+def loaded(store, key, names):
+    with store.open(key) as (codec, stream):
+        return load_group(codec, stream, names)
+
+
+def test_store_group_writes_the_blob_encode_group_makes(tmp_path):
+    frame = pd.DataFrame({"x": np.arange(5), "s": ["a", None, "b", "c", "d"]})
+    for values in ({"a": np.arange(6).reshape(2, 3)}, {"df": frame}, {"l": [1, "x"]}):
+        codec, key, size, store = stored_in(tmp_path, values)
+        assert store.get(key) == encode_group(values)
+        assert size == len(encode_group(values)[1])
+
+
+def test_npy_blob_is_byte_for_byte_what_numpy_save_writes():
+    fortran = np.asfortranarray(np.arange(12.0).reshape(3, 4))
+    for value in (
+        np.arange(10),
+        fortran,
+        np.arange(12).reshape(3, 4)[:, ::2],
+        np.zeros(3, dtype=[("a", "<i4", (2,)), ("b", "S3")]),
+        np.zeros(4, dtype="M8[ns]"),
+        np.zeros(4, dtype=">i4"),
+        np.array(5.0),
+        np.zeros((0, 3)),
+    ):
+        expected = io.BytesIO()
+        np.save(expected, value, allow_pickle=False)
+        assert encode_group({"v": value}) == ("npy", expected.getvalue())
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        np.random.default_rng(0).normal(size=4_000_000),
+        np.asfortranarray(np.random.default_rng(0).normal(size=(1_000_000, 4))),
+        pd.DataFrame({c: np.random.default_rng(0).normal(size=1_000_000) for c in "abcd"}),
+    ],
+    ids=["array", "fortran array", "numeric frame"],
+)
+def test_saving_and_loading_a_large_value_never_copies_it(tmp_path, value):
+    size = 32_000_000
+    tracemalloc.start()
+    try:
+        _, key, _, store = stored_in(tmp_path, {"v": value})
+        _, saving = tracemalloc.get_traced_memory()
+        tracemalloc.reset_peak()
+        out = loaded(store, key, ["v"])["v"]
+        after, loading = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert saving < 0.05 * size
+    assert loading - after < 0.05 * size  # the loaded value itself, nothing besides
+    assert after >= size
+    assert np.array_equal(np.asarray(out), np.asarray(value))
+
+
+def test_pandas_string_columns_load_with_dill():
+    frame = pd.DataFrame({"s": ["a", None, "b"] * 10, "i": pd.RangeIndex(30)})[::2]
+    codec, payload = encode_group({"df": frame})
+    assert codec == "dill"
+    pd.testing.assert_frame_equal(dill.loads(payload)["df"], frame)
+
+
+def test_main_functions_inside_containers_are_still_pickled_by_value():
+    main = sys.modules["__main__"].__dict__
+    exec("class NbelasticShape:\n    sides = 3\n", main)
+    exec("def nbelastic_area(x):\n    return x * NbelasticShape.sides\n", main)
+    shape, area = main.pop("NbelasticShape"), main.pop("nbelastic_area")
+    try:
+        codec, payload = encode_group({"d": {"f": [area], "s": shape()}})
+        assert codec == "dill"
+        out = decode_group(codec, payload, ["d"])["d"]
+        assert out["s"].sides == 3 and out["f"][0].__globals__ is main
+    finally:
+        main.pop("NbelasticShape", None)
+
+
+def test_types_dill_registers_keep_their_dill_meaning():
+    tagged = np.arange(3).view(Tagged)
+    tagged.unit = "m"
+    _, out = roundtrip({"m": dataclasses.MISSING, "t": tagged, "r": range(2, 9, 3), "s": slice(1)})
+    assert out["m"] is dataclasses.MISSING
+    assert out["t"].unit == "m" and type(out["t"]) is Tagged
+    assert (out["r"], out["s"]) == (range(2, 9, 3), slice(1))
+
+
+def test_plain_pickle_refuses_main_even_split_across_writes():
+    sink = io.BytesIO()
+    stream = _RefusingMain(sink)
+    stream.write(b"c__ma")
+    with pytest.raises(pickle.PicklingError, match="__main__"):
+        stream.write(b"in__\nFoo\n")
+    stream = _RefusingMain(io.BytesIO())
+    stream.write(b"__mai")
+    stream.write(b"n_ and more")
+    with pytest.raises(pickle.PicklingError):
+        stream.write(memoryview(b"x__main__"))
+
+
+def test_a_failing_store_is_not_mistaken_for_an_unpicklable_value(tmp_path):
+    (tmp_path / "sidecar").write_text("not a directory")
+    with pytest.raises(StoreWriteError):
+        store_group(BlobStore(tmp_path / "sidecar"), {"t": (1, 2)})
