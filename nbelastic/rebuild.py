@@ -96,10 +96,10 @@ def open_checkpoint(
         if isinstance(store, RemoteBlobStore):
             rng = [e.rng for e in history.executions if e.rng is not None]
             store.prefetch([*(e.key for e in manifest.entries), *rng], progress)
+        problems = store.check_many(entry.key for entry in manifest.entries)
         for entry in manifest.entries:
-            problem = store.check(entry.key)
-            if problem is not None:
-                checkpoint.damaged[entry] = problem
+            if problems[entry.key] is not None:
+                checkpoint.damaged[entry] = problems[entry.key]
     for execution in history.executions:
         if execution.rng is None:
             continue

@@ -180,6 +180,19 @@ def test_flush_fails_when_a_blob_of_this_save_vanished(tmp_path):
     store.flush()  # nothing left to make durable
 
 
+def test_check_many_reports_each_blob(tmp_path):
+    store = BlobStore(tmp_path)
+    good, bad = store.put("json", b"1"), store.put("json", b"2" * 100_000)
+    store.path(bad).write_bytes(store.path(bad).read_bytes()[:-1])
+    missing = "0" * 64
+    problems = store.check_many([good, bad, missing])
+    assert problems == {
+        good: None,
+        bad: f"blob {bad[:12]} is corrupt (its bytes do not match its hash)",
+        missing: f"blob {missing[:12]} is missing",
+    }
+
+
 def test_keys_ignore_temp_files_and_strays(tmp_path):
     store = BlobStore(tmp_path)
     keys = {store.put("json", str(i).encode()) for i in range(5)}

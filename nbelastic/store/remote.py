@@ -31,7 +31,13 @@ from pathlib import Path
 from typing import BinaryIO
 
 from nbelastic.errors import BlobCorruptError, BlobMissingError, StoreWriteError
-from nbelastic.store.blobs import KEY_PATTERN, BlobStore, blob_header, short
+from nbelastic.store.blobs import (
+    KEY_PATTERN,
+    BlobStore,
+    blob_header,
+    check_in_parallel,
+    short,
+)
 
 ProgressCallback = Callable[[str, int, int], None]
 TRANSFERS = 8  # parallel uploads or downloads
@@ -234,6 +240,10 @@ class RemoteBlobStore:
         except BlobMissingError:
             return f"blob {short(key)} is missing from {self.url}"
         return self._cache.check(key)
+
+    def check_many(self, keys: Iterable[str]) -> dict[str, str | None]:
+        """``check`` every key (see BlobStore.check_many); ``prefetch`` them first."""
+        return check_in_parallel(self.check, keys, lambda key: self._cache._size(key))
 
     def has(self, key: str) -> bool:
         """Whether blob ``key`` exists in the store (its content is not checked)."""
