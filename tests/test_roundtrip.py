@@ -139,6 +139,28 @@ def test_in_place_mutation_is_recorded_and_replayed(roundtrip, setup, mutation, 
     assert_fully_monitored(rt)
 
 
+def test_rebinding_a_name_does_not_rehash_what_its_old_value_shared_objects_with(roundtrip):
+    """``holder`` is linked to ``c``; assigning ``holder`` anew cannot change ``c``, so the monitor
+    leaves it alone (each hash of ``c`` calls its ``__reduce_ex__``, which counts)."""
+    rt = roundtrip(
+        [
+            "import builtins\nbuiltins.reductions = 0\n"
+            "class Counted:\n"
+            "    def __reduce_ex__(self, protocol):\n"
+            "        builtins.reductions += 1\n"
+            "        return (Counted, ())",
+            "c = Counted()\nholder = [c]",
+            "before = builtins.reductions",
+            "holder = None",
+            "after = builtins.reductions",
+        ],
+        plan="store-all",
+    )
+    assert_restored(rt)
+    assert rt.check("after - before") == 0
+    assert writes_of(rt.notebook, "holder = None") == {"holder"}
+
+
 @pytest.mark.parametrize("plan", ["optimal", "store-all", "recompute-all"])
 def test_function_reading_a_later_reassigned_global(roundtrip, plan):
     rt = roundtrip(["x = 1", "def f():\n    return x * 10", "z = f()", "x = 5"], plan=plan)

@@ -1,9 +1,11 @@
 """Watch every cell execution: what it read, what it changed, how long it took, its RNG state.
 
-Per cell the work is proportional to what the cell touches: the names its code mentions, the
+Per cell the work is proportional to what the cell touches: the names its code reads, the
 globals of the notebook functions it calls, and the variables linked to those (sharing objects).
-Only those are re-profiled; every other variable is assumed unchanged, an assumption the save
-re-checks with a full hash so an undetected change is stored, never wrongly replayed.
+Only those are re-profiled, with the values the cell binds; every other variable is assumed
+unchanged, an assumption the save re-checks with a full hash so an undetected change is stored,
+never wrongly replayed. A name the cell only assigns or deletes does not count as read: rebinding
+cannot change the object it named, nor anything sharing objects with it.
 """
 
 from __future__ import annotations
@@ -83,7 +85,8 @@ def _warn(error: BaseException) -> None:
 class _Pending:
     code: str
     reads: set[str]
-    candidates: set[str]
+    candidates: set[str]  # may have changed in place: re-profiled after the cell
+    rebinds: set[str]  # may be rebound or deleted, and are then profiled afresh or forgotten
     ids_before: dict[str, int]
     rng_before: dict
     started: float
@@ -146,11 +149,11 @@ class Monitor:
             names = None
         if names is None or names.dynamic:
             reads = set(namespace)
-            touched = set(namespace)
+            rebinds = set(namespace)
         else:
             reads = transitive_reads(names.loads, namespace)
-            touched = reads | ((names.stores | names.deletes) & namespace.keys())
-        candidates = self._with_linked(touched) & namespace.keys()
+            rebinds = (names.stores | names.deletes) & namespace.keys()
+        candidates = self._with_linked(reads) & namespace.keys()
         for name in candidates:
             if name not in self.profiles:
                 self.remember(name, profile(namespace[name]))
@@ -158,6 +161,7 @@ class Monitor:
             code=raw,
             reads=reads,
             candidates=candidates,
+            rebinds=rebinds,
             ids_before={name: id(value) for name, value in namespace.items()},
             rng_before=rng_state(),
             started=time.perf_counter(),
@@ -176,8 +180,9 @@ class Monitor:
             _warn(error)
             # Forget what this cell may have changed: the next save finds those variables
             # unrecorded and stores them rather than trusting a half-written history.
+            touched = pending.candidates | pending.rebinds
             for name in list(self.profiles):
-                if name in pending.candidates or name not in pending.ids_before:
+                if name in touched or name not in pending.ids_before:
                     self._forget(name)
 
     def _after(self, pending: _Pending, result) -> None:
