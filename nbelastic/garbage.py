@@ -157,7 +157,18 @@ def collect(
             with suppress(OSError):
                 path.parent.rmdir()  # only when it became empty
         result.removed[key] = status.st_size
+    if not dry_run:
+        _remove_stale_temp_files(store, now - min_age)
     return result
+
+
+def _remove_stale_temp_files(store: BlobStore, before: float) -> None:
+    """Delete the temp files that saves killed mid-write left, once older than ``before``
+    (a save in progress streams its blob into one)."""
+    for temp in store.temp_files():
+        with suppress(OSError):
+            if temp.stat().st_mtime < before:
+                temp.unlink()
 
 
 def remove_empty_sidecar(notebook: Path) -> bool:

@@ -87,6 +87,21 @@ def test_gc_keeps_young_blobs_unless_told_otherwise(notebook):
     assert report["removed"] == [orphan] and orphan not in blob_keys(notebook)
 
 
+def test_gc_removes_the_temp_files_of_killed_saves_once_old(notebook):
+    save(notebook, {"x": 1})
+    blobs = sidecar_dir(notebook) / "blobs"
+    stale, fresh = (
+        blobs / ".nbelastic-0123456789abcdef.tmp",
+        blobs / ".nbelastic-fedcba9876543210.tmp",
+    )
+    stale.write_bytes(b"half a pickle")
+    fresh.write_bytes(b"a blob being written")
+    os.utime(stale, (stale.stat().st_mtime - 7200,) * 2)
+    used = blob_keys(notebook)
+    assert nbelastic("gc", str(notebook)).returncode == 0
+    assert not stale.exists() and fresh.exists() and blob_keys(notebook) == used
+
+
 def test_gc_dry_run_deletes_nothing(notebook):
     save(notebook, {"x": 1})
     BlobStore(sidecar_dir(notebook)).put("json", b"2")

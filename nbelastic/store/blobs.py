@@ -11,7 +11,9 @@ since the last flush and their directories, in parallel threads so that the file
 them together (one fsync each, in sequence, cost ~5 ms apiece on a busy disk: a save of many
 small variables spent most of its time there). A save flushes before anything points at its
 blobs, so a crash or a full disk at any moment leaves the previous checkpoint whole: its blobs
-were flushed by the save that wrote them and are never rewritten in place.
+were flushed by the save that wrote them and are never rewritten in place. A save killed
+mid-write leaves its temp file (never taken for a blob), which ``nbelastic gc`` deletes once it
+is older than its ``--min-age``.
 
 Layout under the sidecar root (``analysis.nbelastic/`` next to ``analysis.ipynb``)::
 
@@ -232,6 +234,17 @@ class BlobStore:
             return set()
         found = {f"{d.name}{f.name}" for d in blobs.iterdir() if d.is_dir() for f in d.iterdir()}
         return {key for key in found if KEY_PATTERN.fullmatch(key)}
+
+    def temp_files(self) -> list[Path]:
+        """Temp files under ``blobs/``: a blob being written, or left by a killed save."""
+        blobs = self.root / "blobs"
+        if not blobs.is_dir():
+            return []
+        return sorted(
+            path
+            for pattern in (".nbelastic-*.tmp", "*/.nbelastic-*.tmp")
+            for path in blobs.glob(pattern)
+        )
 
     def write_file(self, name: str, data: bytes) -> Path:
         """Atomically and durably replace the file ``root/name`` (e.g. ``manifest.txt``)."""
