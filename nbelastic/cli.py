@@ -530,7 +530,7 @@ def git_status() -> None:
 @git_group.command(name="textconv")
 @click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
 def git_textconv(path) -> None:
-    """Print FILE as readable text for a diff (git runs this; no code in it runs)."""
+    """Print PATH as readable text for a diff (git runs this; no code in it runs)."""
     from nbelastic.textconv import textconv
 
     try:
