@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 
 import cli_reference
+import cut_figure
 import doc_blocks
 import error_messages
 import pytest
@@ -30,6 +31,7 @@ DOCS = ROOT / "docs"
 README = ROOT / "README.md"
 TROUBLESHOOTING = DOCS / "troubleshooting.md"
 CLI_REFERENCE = DOCS / "cli.md"
+MIN_CUT_FIGURE = DOCS / "images" / "min-cut.svg"
 # How click words a bad option value: quoted in docs/troubleshooting.md, made by click itself.
 CLICK_FORMAT = "Error: Invalid value for '--OPTION': MESSAGE"
 # Pages written by a generator, checked by its own test: their blocks are not run here.
@@ -300,6 +302,12 @@ def test_cli_reference_is_up_to_date():
     if os.environ.get("NBELASTIC_WRITE_DOCS"):
         CLI_REFERENCE.write_text(cli_reference.render())
     assert CLI_REFERENCE.read_text() == cli_reference.render(), "regenerate docs/cli.md"
+
+
+def test_min_cut_figure_is_what_the_planner_decides():
+    if os.environ.get("NBELASTIC_WRITE_DOCS"):
+        MIN_CUT_FIGURE.write_text(cut_figure.render())
+    assert MIN_CUT_FIGURE.read_text() == cut_figure.render(), "regenerate docs/images/min-cut.svg"
 
 
 def test_every_doc_page_is_in_the_site_navigation_and_linked_from_the_readme():
