@@ -512,6 +512,8 @@ def _pandas(walker: _Walker, obj) -> None:
         _object(walker, obj)
         return
     later.append(getattr(obj, "attrs", None))
+    flags = getattr(obj, "flags", None)
+    later.append(getattr(flags, "allows_duplicate_labels", None))
     later.extend(getattr(obj, name, None) for name in getattr(obj, "_metadata", ()))
     walker.push_all(later)
     for values in buffers:

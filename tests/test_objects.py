@@ -382,6 +382,10 @@ MUTATIONS = {
         lambda v: setattr(v.index, "name", "id"),
     ),
     "pandas attrs": (lambda: pd.DataFrame({"a": [1]}), lambda v: v.attrs.update(unit="m")),
+    "pandas flags": (
+        lambda: pd.DataFrame({"a": [1]}),
+        lambda v: setattr(v.flags, "allows_duplicate_labels", False),
+    ),
     "pandas df[c] = ...": (
         lambda: pd.DataFrame({"a": [1, 2], "b": [3, 4]}),
         lambda v: v.__setitem__("a", [5, 6]),
