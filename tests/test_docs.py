@@ -94,6 +94,18 @@ def test_the_readme_quick_start_installs_extras_that_exist():
     assert named and all(extra in extras for extra in named)
 
 
+def test_the_readme_benchmark_figures_are_those_of_docs_benchmarks():
+    """The headline quotes the generated report; rerunning the benchmarks means updating it."""
+    section = README.read_text().split("## Benchmarks", 1)[1].split("\n## ", 1)[0]
+    report = (DOCS / "benchmarks.md").read_text()
+    figures = re.findall(r"\d+\.\d+", section)
+    assert figures
+    stale = [figure for figure in figures if not re.search(rf"\b{re.escape(figure)}\b", report)]
+    assert not stale, (
+        f"README.md quotes benchmark figures docs/benchmarks.md no longer has: {stale}"
+    )
+
+
 def test_ci_runs_the_readme_test_command_only_quieter():
     command = next(
         block.text.strip()
