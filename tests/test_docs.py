@@ -262,6 +262,35 @@ def test_every_code_block_of_the_page_runs_as_shown(page, tmp_path, request):
         run.close()
 
 
+def _page_run(tmp_path: Path, markdown: str) -> tuple[PageRun, list[Block]]:
+    tmp_path.mkdir(exist_ok=True)
+    page = tmp_path / "page.md"
+    page.write_text(markdown)
+    directory = tmp_path / "work"
+    directory.mkdir()
+    return PageRun(directory, tmp_path / "exported.sh", None), doc_blocks.blocks(page)
+
+
+def test_a_console_block_whose_output_differs_fails(tmp_path):
+    run, [block] = _page_run(tmp_path, "```console\n$ echo hello\nhallo\n```\n")
+    with pytest.raises(AssertionError, match="printed"):
+        run.run(block, shown_output=False)
+
+
+def test_a_failing_command_fails_unless_its_status_is_shown(tmp_path):
+    shown = "```console\n$ false\n$ echo $?\n1\n```\n"
+    run, [block] = _page_run(tmp_path, shown)
+    run.run(block, shown_output=False)
+    run, [block] = _page_run(tmp_path / "hidden", "```console\n$ false\n```\n")
+    with pytest.raises(AssertionError, match="exited 1"):
+        run.run(block, shown_output=False)
+
+
+def test_ellipsis_stands_for_any_text_but_the_rest_must_match():
+    assert doc_blocks.matches("ran in ... s\n...\ndone", "ran in 1.5 s\nmore\nlines\ndone")
+    assert not doc_blocks.matches("ran in ... s", "ran in 1.5 s\nand more")
+
+
 # --- troubleshooting -----------------------------------------------------------------------
 
 
