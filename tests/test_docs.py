@@ -120,12 +120,14 @@ def test_ci_runs_the_readme_test_command_only_quieter():
 def demo_run(tmp_path_factory) -> Path:
     """fixtures/demo.ipynb run and saved as demo.ipynb, as Getting started does."""
     directory = tmp_path_factory.mktemp("demo-run")
-    subprocess.run(
+    result = subprocess.run(
         [_nbelastic(), "run", str(ROOT / "fixtures" / "demo.ipynb"), "-o", "demo.ipynb", "-q"],
         cwd=directory,
-        check=True,
         env=_environment(directory),
+        capture_output=True,
+        text=True,
     )
+    assert result.returncode == 0, result.stderr
     return directory
 
 
