@@ -281,7 +281,7 @@ class BlobStore:
         paths, self._unsynced = self._unsynced, []
         try:
             _fsync_all(paths)
-            _fsync_all({path.parent for path in paths}, best_effort=True)
+            _fsync_all({path.parent for path in paths}, directories=True)
         except OSError as e:
             raise self._write_error(e) from e
 
@@ -479,35 +479,37 @@ def _write_synced(path: Path, data: bytes) -> None:
         os.close(fd)
 
 
-def _fsync(path: Path, *, best_effort: bool = False) -> None:
+def _fsync(path: Path, *, directory: bool = False) -> None:
+    """fsync a file this process wrote (opened for writing, as Windows needs), or make the
+    renames in a directory durable (best effort: some platforms cannot open directories)."""
     try:
-        fd = os.open(path, os.O_RDONLY)
+        fd = os.open(path, os.O_RDONLY if directory else os.O_RDWR | getattr(os, "O_BINARY", 0))
     except OSError:
-        if best_effort:
+        if directory:
             return
         raise
     try:
         os.fsync(fd)
     except OSError:
-        if not best_effort:
+        if not directory:
             raise
     finally:
         os.close(fd)
 
 
-def _fsync_all(paths: Iterable[Path], *, best_effort: bool = False) -> None:
+def _fsync_all(paths: Iterable[Path], *, directories: bool = False) -> None:
     """fsync ``paths`` from several threads at once: concurrent fsyncs share one journal commit
     where the filesystem allows it (ext4, xfs), so N files cost far less than N commits."""
     paths = list(paths)
     if len(paths) <= 1:
         for path in paths:
-            _fsync(path, best_effort=best_effort)
+            _fsync(path, directory=directories)
         return
     with ThreadPoolExecutor(min(_SYNC_THREADS, len(paths))) as pool:
-        for _ in pool.map(lambda path: _fsync(path, best_effort=best_effort), paths):
+        for _ in pool.map(lambda path: _fsync(path, directory=directories), paths):
             pass
 
 
 def _fsync_dir(directory: Path) -> None:
     """Make a rename durable; best effort, as some platforms cannot open directories."""
-    _fsync(directory, best_effort=True)
+    _fsync(directory, directory=True)
