@@ -26,7 +26,7 @@ def save_store(
         return RemoteBlobStore(requested) if is_url(requested) else BlobStore(Path(requested))
     recorded = None
     with suppress(NbelasticError):
-        recorded = read_checkpoint(notebook)["store"]
+        recorded = read_checkpoint(notebook, whole_notebook=False)["store"]
     if recorded is not None and is_url(recorded):
         return RemoteBlobStore(recorded)
     return BlobStore(sidecar_dir(notebook))

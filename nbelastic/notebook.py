@@ -175,9 +175,42 @@ def write_checkpoint(
     except CheckpointFormatError as error:
         raise CheckpointFormatError(f"nothing written to {path}: {error}") from None
     text = _read_text(path)
+    patched = None if text is None else _with_checkpoint_ipynb(path, text, checkpoint)
+    if patched is not None:
+        _replace_atomically(path, patched)
+        return
     nb = _new_notebook(new_cells) if text is None else _parse(path, text)
     nb.metadata[METADATA_KEY] = checkpoint
     _save(path, nb)
+
+
+def _with_checkpoint_ipynb(path: Path, text: str, checkpoint: dict) -> str | None:
+    """``text``, an ``.ipynb`` in nbformat 4, with ``checkpoint`` in its metadata, written as
+    nbformat writes it; None for anything else, which nbformat or jupytext then reads.
+
+    A kernel's save goes through here: it changes nothing but one metadata key, so it needs
+    neither nbformat's cell checks nor its import, which takes jsonschema's (over a second).
+    """
+    if path.suffix != _IPYNB:
+        return None
+    try:
+        nb = json.loads(text)
+    except ValueError:
+        return None
+    if not (
+        isinstance(nb, dict)
+        and type(nb.get("nbformat")) is int
+        and nb["nbformat"] == 4
+        and isinstance(nb.get("metadata"), dict)
+        and isinstance(nb.get("cells"), list)
+        and isinstance(nb["metadata"].get("jupytext", {}), dict)
+    ):
+        return None
+    nb["metadata"][METADATA_KEY] = checkpoint
+    if "checkpoint" in checkpoint:
+        _keep_in_text_header(nb["metadata"])
+    # nbformat.writes' own settings, so a save and Jupyter's next save agree byte for byte.
+    return json.dumps(nb, sort_keys=True, indent=1, ensure_ascii=False) + "\n"
 
 
 def strip_checkpoint(notebook: str | os.PathLike) -> bool:

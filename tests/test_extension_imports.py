@@ -13,6 +13,7 @@ import subprocess
 import sys
 import textwrap
 
+import nbformat
 import pytest
 from test_fuzz_readers import valid_document
 
@@ -102,3 +103,11 @@ def test_restoring_an_ipynb_reads_it_without_nbformat(tmp_path):
         assert len(shell.user_ns["numbers"]) == 100
     """
     assert not {"nbformat", "jsonschema", "jupytext"} & set(imported_after(restore))
+
+
+def test_saving_into_an_existing_ipynb_imports_no_notebook_reader(tmp_path):
+    notebook = tmp_path / "existing.ipynb"
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1")]), notebook)
+    imported = imported_after(_WATCHING + f"nbelastic.save({str(notebook)!r}, quiet=True)")
+    assert not {"nbformat", "jsonschema", "jupytext"} & set(imported)
+    assert read_checkpoint(notebook)["variables"].keys() == {"numbers", "random", "total"}

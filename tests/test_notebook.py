@@ -633,3 +633,20 @@ def test_write_refuses_an_invalid_checkpoint_and_leaves_the_file(tmp_path):
 def test_every_error_is_an_nbelastic_error(tmp_path):
     with pytest.raises(NbelasticError):
         read_checkpoint(tmp_path / "nowhere.ipynb")
+
+
+@pytest.mark.parametrize("name", ["demo.ipynb", "notebook_with_outputs.ipynb"])
+@pytest.mark.parametrize("with_id", [False, True], ids=["whole", "with-id"])
+def test_a_checkpoint_written_into_an_ipynb_is_byte_for_byte_what_nbformat_writes(
+    tmp_path, name, with_id
+):
+    path = copy_fixture(name, tmp_path)
+    checkpoint = make_checkpoint() | ({"checkpoint": "1-0123456789ab"} if with_id else {})
+    expected = nbformat.read(path, as_version=4)
+    expected.metadata[METADATA_KEY] = checkpoint
+    if with_id:
+        expected.metadata["jupytext"] = {
+            "notebook_metadata_filter": "nbelastic.checkpoint,nbelastic.format"
+        }
+    write_checkpoint(path, checkpoint)
+    assert path.read_text() == nbformat.writes(expected) + "\n"
