@@ -20,7 +20,7 @@ from nbelastic.environment import differences
 from nbelastic.errors import NbelasticError, RestoreError
 from nbelastic.history import Execution, History
 from nbelastic.notebook import hasher_version, read_checkpoint
-from nbelastic.objects import HASHER_VERSION, profile
+from nbelastic.objects import HASHER_VERSION, Profile, profile
 from nbelastic.store import BlobStore, Manifest, ManifestEntry, read_manifest
 from nbelastic.store.remote import RemoteBlobStore, open_store
 from nbelastic.trust import is_trusted
@@ -138,6 +138,9 @@ class RestoreReport:
     trusted: bool = True
     warnings: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    # The profiles the verification took of the restored values, which the monitor adopts
+    # rather than hashing every value a second time.
+    profiles: dict[str, Profile] = field(default_factory=dict, repr=False)
 
     @property
     def ok(self) -> bool:
@@ -289,7 +292,7 @@ def _verify(report: RestoreReport, variables: Mapping[str, Mapping], namespace: 
         elif info["hash"] is None:
             report.unverifiable.append(name)
         else:
-            restored = profile(namespace[name])
+            restored = report.profiles[name] = profile(namespace[name])
             if restored.hash is None:
                 report.unverifiable.append(name)
             elif restored.hash != info["hash"]:

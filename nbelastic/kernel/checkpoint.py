@@ -303,7 +303,7 @@ def restore_checkpoint(
         )
     finally:
         monitor.paused = False
-    monitor.adopt(checkpoint.history, checkpoint.rng_states)
+    monitor.adopt(checkpoint.history, checkpoint.rng_states, report.profiles)
     return complete_report(report, checkpoint, plan, trust=trust)
 
 

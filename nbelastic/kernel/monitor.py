@@ -14,7 +14,7 @@ import random
 import re
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from nbelastic.history import History
@@ -118,14 +118,24 @@ class Monitor:
         self.shell.events.unregister("pre_run_cell", self.pre_run_cell)
         self.shell.events.unregister("post_run_cell", self.post_run_cell)
 
-    def adopt(self, history: History, rng_states: dict[int, dict]) -> None:
-        """Continue from a restored checkpoint: its history, and profiles of the live values."""
+    def adopt(
+        self,
+        history: History,
+        rng_states: dict[int, dict],
+        profiles: Mapping[str, Profile] | None = None,
+    ) -> None:
+        """Continue from a restored checkpoint: its history, and profiles of the live values.
+
+        ``profiles`` are those the restore's verification just took of these very values
+        (hashing a large frame again would double its cost); the others are profiled here.
+        """
         self.history = history
         self.rng_states = dict(rng_states)
         self.profiles.clear()
         self._token_owners.clear()
+        known = profiles or {}
         for name, value in user_namespace(self.shell).items():
-            self.remember(name, profile(value))
+            self.remember(name, known[name] if name in known else profile(value))
 
     def pre_run_cell(self, info) -> None:
         """IPython event: note what the cell may touch, before it runs."""
