@@ -215,7 +215,7 @@ def restore_notebook(
     kernel; the kernel's restore report. ``trust`` loads it even if this user did not sign it."""
     # a clear error before any kernel starts
     document = None if at is None else find_checkpoint(sidecar_dir(notebook), at).document
-    open_checkpoint(notebook, document, check_blobs=False)  # the kernel checks the blobs
+    open_checkpoint(notebook, document, check_blobs=False, trust=trust)  # blobs: in the kernel
     arguments = {"notebook": str(notebook.resolve())} | ({} if at is None else {"at": at})
     arguments |= {"trust": True} if trust else {}
     with notebook_kernel(notebook) as kernel:

@@ -17,12 +17,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from nbelastic.environment import differences
-from nbelastic.errors import NbelasticError, RestoreError
+from nbelastic.errors import NbelasticError, RestoreError, TrustError
 from nbelastic.history import Execution, History
 from nbelastic.notebook import hasher_version, read_checkpoint
 from nbelastic.objects import HASHER_VERSION, Profile, profile
 from nbelastic.store import BlobStore, Manifest, ManifestEntry, read_manifest
-from nbelastic.store.remote import RemoteBlobStore, open_store
+from nbelastic.store.remote import RemoteBlobStore, is_url, open_store
 from nbelastic.trust import is_trusted
 
 ProgressCallback = Callable[[str, int, int], None]
@@ -53,6 +53,8 @@ def open_checkpoint(
     *,
     check_blobs: bool = True,
     progress: ProgressCallback | None = None,
+    trust: bool = False,
+    reviewing: bool = False,
 ) -> Checkpoint:
     """Read and check ``notebook``'s checkpoint before anything is restored.
 
@@ -63,10 +65,21 @@ def open_checkpoint(
     here: it is listed in ``damaged`` (checked only with ``check_blobs``), and the restore
     rebuilds that group by replaying cells if it can. Blobs of a remote store are downloaded
     while they are checked, in parallel, reporting to ``progress``.
+
+    A checkpoint this user did not sign (and was not told to ``trust``) may name any URL as its
+    store: it is not contacted, or opening a notebook would make this machine call an address
+    of the sender's choosing with this user's credentials. Only a review (``reviewing``, for
+    ``nbelastic trust``), which the user asked for, reads it.
     """
     notebook = Path(notebook)
     if document is None:
         document = read_checkpoint(notebook)
+    trusted = is_trusted(document)
+    if is_url(document["store"]) and not (trusted or trust or reviewing):
+        raise TrustError(
+            f"{notebook} keeps its state at {document['store']} and you did not sign it: "
+            f"nothing was fetched; review it with `nbelastic trust {notebook}`"
+        )
     history = History.from_json(document["history"])
     store = open_store(document["store"], notebook)
     if not store.exists():
@@ -78,7 +91,7 @@ def open_checkpoint(
         )
     manifest = read_manifest(store, document["manifest"])
     checkpoint = Checkpoint(notebook, document, history, store, manifest, {})
-    checkpoint.trusted = is_trusted(document)
+    checkpoint.trusted = trusted
     environment = document.get("environment")
     changed = differences(environment) if environment else []
     if changed:

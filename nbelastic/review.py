@@ -43,7 +43,7 @@ class Review:
 def review(notebook: str | os.PathLike) -> Review:
     """What restoring ``notebook``'s checkpoint would load and replay, in words."""
     notebook = Path(notebook)
-    checkpoint = open_checkpoint(notebook, check_blobs=False)
+    checkpoint = open_checkpoint(notebook, check_blobs=False, reviewing=True)
     document = checkpoint.document
     if checkpoint.trusted:
         status = "signed by you"

@@ -205,3 +205,48 @@ def test_a_corrupt_remote_blob_is_named_by_its_url(s3):
     assert fresh.check(key) == f"blob {key[:12]} is corrupt (its bytes do not match its hash)"
     with pytest.raises(BlobCorruptError, match=f"^blob {key[:12]} in s3://{BUCKET}/damaged is"):
         fresh.get(key)
+
+
+@pytest.fixture
+def listening(tmp_path):
+    """An HTTP server on 127.0.0.1 that records the path of every request it receives."""
+    import http.server
+    import threading
+
+    requests: list[str] = []
+
+    class Recorder(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            requests.append(self.path)
+            self.send_error(404)
+
+        do_HEAD = do_GET
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_port}", requests
+    server.shutdown()
+
+
+@pytest.mark.kernel
+def test_an_unsigned_checkpoint_naming_a_url_store_contacts_nothing(tmp_path, listening):
+    url, requests = listening
+    notebook = tmp_path / "nb.ipynb"
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1")]), notebook)
+    assert subprocess.run([sys.executable, "-m", "nbelastic", "run", str(notebook)]).returncode == 0
+    sent = nbformat.read(notebook, as_version=4)
+    sent.metadata["nbelastic"]["store"] = f"{url}/state"  # as a stranger's notebook could
+    nbformat.write(sent, notebook)
+
+    def verify(*options: str) -> subprocess.CompletedProcess:
+        command = [sys.executable, "-m", "nbelastic", "verify", str(notebook), *options]
+        return subprocess.run(command, capture_output=True, text=True, timeout=300)
+
+    refused = verify()
+    assert refused.returncode == 2 and "you did not sign it: nothing was fetched" in refused.stderr
+    assert requests == []
+    verify("--trust")
+    assert requests, "the check above could not have seen a request"

@@ -285,7 +285,7 @@ def restore_checkpoint(
         document = read_checkpoint(notebook, whole_notebook=False)
     else:
         document = find_checkpoint(sidecar_dir(notebook), at).document
-    checkpoint = open_checkpoint(notebook, document, progress=progress)
+    checkpoint = open_checkpoint(notebook, document, progress=progress, trust=trust)
     plan = plan_restore(checkpoint, trust=trust)
     shell = monitor.shell
     monitor.paused = True
