@@ -101,7 +101,7 @@ def trust_notebook(notebook: str | os.PathLike) -> None:
 def _what_runs(codec: str, payload: bytes) -> str:
     if codec == "module":
         return f"imports {payload.decode('utf-8', 'replace')}"
-    if codec == "dill":
+    if codec in ("dill", "pickle"):
         names = pickle_globals(payload)
         if names is None:
             return "a pickle that cannot be read"

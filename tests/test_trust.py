@@ -20,7 +20,7 @@ from nbelastic.errors import TrustError
 from nbelastic.history import History
 from nbelastic.notebook import read_checkpoint, sidecar_dir, write_checkpoint
 from nbelastic.restore_plan import loader, plan_load
-from nbelastic.review import pickle_globals
+from nbelastic.review import _what_runs, pickle_globals
 from nbelastic.store import BlobStore, Manifest, ManifestEntry, read_manifest, write_manifest
 from nbelastic.trust import SECRET_ENV, is_trusted, secret_path, sign
 
@@ -357,3 +357,11 @@ def test_the_restore_magic_holds_back_code_until_trusted(foreign_notebook):
         trusted = kernel.execute(f"%nbelastic restore --trust {foreign_notebook}")
         assert without_progress(trusted.stderr) == [] and "verified 4/4" in trusted.stdout
         assert kernel.execute("print(t)").stdout == "(1, 2)\n"
+
+
+@pytest.mark.parametrize("codec", ["dill", "pickle"])
+def test_the_review_names_what_a_pickle_blob_calls_whichever_pickler_wrote_it(codec):
+    import collections
+
+    payload = pickle.dumps(collections.OrderedDict(a=1))
+    assert _what_runs(codec, payload) == "unpickling calls collections.OrderedDict"
