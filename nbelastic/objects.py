@@ -97,6 +97,8 @@ class _Walker:
         self.unstorable = ""
         self.stack: list[object] = []
         self.strings_seen: set[str] = set()
+        self.buffers_counted: set[int] = set()  # ids of arrays whose bytes are in ``size``
+        self.top: object = None
 
     def write(self, tag: bytes, text: str = "") -> None:
         self.hasher.update(tag)
@@ -109,6 +111,8 @@ class _Walker:
             self.unstorable = reason
 
     def walk(self, root: object) -> None:
+        if self.top is None:
+            self.top = root
         self.stack.append(root)
         while self.stack:
             obj = self.stack.pop()
@@ -231,6 +235,7 @@ def _set(walker: _Walker, obj: set | frozenset) -> None:
         # adds to the memo is dropped after it: the next element must not depend on it.
         sub = _Walker()
         sub.memo, sub.keep = walker.memo, walker.keep
+        sub.top, sub.buffers_counted = walker.top, walker.buffers_counted
         sub.walk(element)
         while len(walker.memo) > known:
             walker.memo.popitem()
@@ -422,8 +427,28 @@ def _ndarray(walker: _Walker, arr) -> None:
     if arr.dtype.hasobject:
         walker.push_all(list(arr.flat))  # the pointers are not stored, only the objects
         return
-    walker.size += arr.nbytes
+    walker.size += _stored_buffer_bytes(walker, arr, root)
     _hash_buffer(walker.hasher, arr)
+
+
+def _stored_buffer_bytes(walker: _Walker, arr, root) -> int:
+    """The bytes a store adds for ``arr``'s buffer: a view is pickled as a view of its whole
+    base (nbelastic.store.codecs keeps shared memory shared), so a small slice of a big array
+    costs the big array, once per base however many views of it a value holds."""
+    if arr is walker.top:
+        return arr.nbytes  # a variable that is an array alone goes to an .npy of its own
+    stored_whole = arr is root or (
+        type(arr) is type(root)
+        and arr.size > 0
+        and (root.flags.c_contiguous or root.flags.f_contiguous)
+        and not root.dtype.hasobject
+    )
+    if not stored_whole:
+        return arr.nbytes
+    if id(root) in walker.buffers_counted:
+        return 0
+    walker.buffers_counted.add(id(root))
+    return root.nbytes
 
 
 def _numpy_value(walker: _Walker, obj) -> None:

@@ -20,6 +20,7 @@ import pytest
 
 import nbelastic.objects
 from nbelastic.objects import Profile, profile
+from nbelastic.store.codecs import encode_group
 
 
 def digest(value) -> str:
@@ -1030,3 +1031,23 @@ def test_size_estimate_is_within_2x_of_the_pickled_size(make):
     estimate, actual = profile(value).size, len(dill.dumps(value))
 
     assert actual / 2 <= estimate <= actual * 2
+
+
+def test_a_slice_inside_a_value_is_sized_as_the_whole_array_the_store_keeps():
+    numpy = pytest.importorskip("numpy")
+    base = numpy.zeros(100_000)
+    estimated = profile({"head": base[:2]}).size
+    _, payload = encode_group({"box": {"head": base[:2]}})
+    assert base.nbytes <= estimated <= 2 * len(payload)
+
+
+def test_an_array_and_its_views_in_one_value_are_sized_once():
+    numpy = pytest.importorskip("numpy")
+    base = numpy.zeros(100_000)
+    assert profile({"a": base, "v": base[:2], "w": base[5:9]}).size < 1.5 * base.nbytes
+
+
+def test_a_variable_that_is_a_slice_is_sized_as_the_slice_its_npy_holds():
+    numpy = pytest.importorskip("numpy")
+    base = numpy.zeros(100_000)
+    assert profile(base[:2]).size < 1_000
