@@ -28,8 +28,12 @@ import sys
 import types
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import xxhash
+
+if TYPE_CHECKING:
+    from nbelastic.writewatch import WriteWatch
 
 _SCALARS = frozenset({type(None), bool, int, float, complex, str, bytes, type(Ellipsis)})
 _FAST_LIST_MIN = 64
@@ -45,7 +49,9 @@ class Profile:
     """What one walk learned about a value."""
 
     type_name: str
-    hash: str | None  # None when the value reaches something whose state cannot be read
+    # A content hash (None when the value reaches something whose state cannot be read); with
+    # a write watch, a fingerprint that is only comparable within this process.
+    hash: str | None
     size: int  # estimated bytes once stored
     tokens: frozenset  # identity tokens of reachable mutable objects (for linking)
     unstorable: str  # why the value cannot be stored, or ""
@@ -61,14 +67,18 @@ def type_name(value: object) -> str:
     return f"{cls.__module__}.{cls.__qualname__}"
 
 
-def profile(value: object) -> Profile:
+def profile(value: object, watch: WriteWatch | None = None) -> Profile:
     """Walk ``value`` once: hash, size estimate, identity tokens, storability.
+
+    With a ``watch`` (see nbelastic.writewatch), large buffers it can watch enter the hash as
+    a fingerprint that changes when they are written, not as their bytes: such a hash detects
+    changes within this process only, which is what the monitor needs between cells.
 
     >>> p = profile({"a": [1.5, "x"], "b": None})
     >>> p.type_name, p.unstorable, len(p.hash)
     ('builtins.dict', '', 32)
     """
-    walker = _Walker()
+    walker = _Walker(watch)
     walker.walk(value)
     return Profile(
         type_name=type_name(value),
@@ -87,7 +97,8 @@ def is_user_defined(obj: object) -> bool:
 class _Walker:
     """Iterative pre-order walk; shared objects and cycles are hashed as back-references."""
 
-    def __init__(self) -> None:
+    def __init__(self, watch: WriteWatch | None = None) -> None:
+        self.watch = watch
         self.hasher = xxhash.xxh3_128()
         self.memo: dict[int, int] = {}
         self.keep: list[object] = []  # derived objects stay alive so their ids stay unique
@@ -97,7 +108,7 @@ class _Walker:
         self.unstorable = ""
         self.stack: list[object] = []
         self.strings_seen: set[str] = set()
-        self.buffers_counted: set[int] = set()  # ids of arrays whose bytes are in ``size``
+        self.buffers_counted: dict[int, int] = {}  # base array id -> its bytes in ``size``
         self.top: object = None
 
     def write(self, tag: bytes, text: str = "") -> None:
@@ -428,27 +439,31 @@ def _ndarray(walker: _Walker, arr) -> None:
         walker.push_all(list(arr.flat))  # the pointers are not stored, only the objects
         return
     walker.size += _stored_buffer_bytes(walker, arr, root)
-    _hash_buffer(walker.hasher, arr)
+    _hash_array(walker, arr)
 
 
 def _stored_buffer_bytes(walker: _Walker, arr, root) -> int:
-    """The bytes a store adds for ``arr``'s buffer: a view is pickled as a view of its whole
-    base (nbelastic.store.codecs keeps shared memory shared), so a small slice of a big array
-    costs the big array, once per base however many views of it a value holds."""
+    """The bytes a store adds for ``arr``'s buffer. nbelastic.store.codecs pickles a view as a
+    copy of its own elements while no other array of the value reaches its base's memory, and
+    as a view of the whole base once one does (shared memory stays shared): a lone slice of a
+    big array costs the slice, a base with views costs the base once, however many views."""
+    import numpy as np
+
     if arr is walker.top:
         return arr.nbytes  # a variable that is an array alone goes to an .npy of its own
-    stored_whole = arr is root or (
-        type(arr) is type(root)
-        and arr.size > 0
+    shareable = (
+        (arr is root or (type(arr) is np.ndarray and arr.size > 0))
         and (root.flags.c_contiguous or root.flags.f_contiguous)
         and not root.dtype.hasobject
     )
-    if not stored_whole:
+    if not shareable:
         return arr.nbytes
-    if id(root) in walker.buffers_counted:
-        return 0
-    walker.buffers_counted.add(id(root))
-    return root.nbytes
+    counted = walker.buffers_counted.get(id(root))
+    if counted is None:
+        walker.buffers_counted[id(root)] = arr.nbytes
+        return arr.nbytes
+    walker.buffers_counted[id(root)] = root.nbytes
+    return root.nbytes - counted
 
 
 def _numpy_value(walker: _Walker, obj) -> None:
@@ -486,6 +501,16 @@ def _torch_tensor(walker: _Walker, tensor) -> None:
     if flat.numel():
         walker.hasher.update(flat.view(torch.uint8).numpy())
     walker.size += data.element_size() * data.nelement() + 400
+
+
+def _hash_array(walker: _Walker, arr) -> None:
+    """A numeric array's bytes, or the watch's fingerprint of them when it has one."""
+    watched = walker.watch.fingerprint(arr) if walker.watch is not None else None
+    if watched is None:
+        _hash_buffer(walker.hasher, arr)
+    else:
+        walker.write(b"W")
+        walker.hasher.update(watched.token)
 
 
 def _hash_buffer(hasher, arr) -> None:
@@ -579,7 +604,7 @@ def _pandas_values(walker: _Walker, values, later: list) -> None:
         if values.dtype.hasobject:
             _object_column(walker, values, later, plain=False)
         else:
-            _hash_buffer(walker.hasher, values)
+            _hash_array(walker, values)
             walker.size += values.nbytes
         return
     walker.write(b"e", f"{type_name(values)}|{values.dtype}")
@@ -630,14 +655,30 @@ def _object_column(walker: _Walker, values, later: list, *, plain: bool) -> None
     """A 1-D object column. Immutable scalars are hashed by pickling them without a memo (so
     equal strings hash equal however they are shared); anything else (lists, instances) is
     walked, which sees a change inside an element and links the elements' owners."""
-    if values.ndim != 1 or not (plain or _holds_plain_scalars(values)):
+    watched = None
+    if walker.watch is not None and values.ndim == 1:
+        watched = walker.watch.fingerprint(values)
+    # The watch fingerprints the pointers: while they are unwritten the column holds the same
+    # objects, and what follows from immutable ones (plainness, size) still holds.
+    facts = watched.facts if watched is not None else {}
+    if not plain and values.ndim == 1 and "plain" not in facts:
+        facts["plain"] = _holds_plain_scalars(values)
+    if values.ndim != 1 or not (plain or facts["plain"]):
         walker.write(b"o", "walked")
         later.extend(values.reshape(-1).tolist())
         return
     walker.write(b"o", "pickled")
-    chunks = (values[i : i + _PICKLE_CHUNK].tolist() for i in range(0, len(values), _PICKLE_CHUNK))
-    _pickle_into(walker.hasher, chunks)
-    walker.size += _sampled_size(values)
+    if watched is None:
+        chunks = (
+            values[i : i + _PICKLE_CHUNK].tolist() for i in range(0, len(values), _PICKLE_CHUNK)
+        )
+        _pickle_into(walker.hasher, chunks)
+    else:
+        walker.write(b"W")
+        walker.hasher.update(watched.token)
+    if "size" not in facts:
+        facts["size"] = _sampled_size(values)
+    walker.size += facts["size"]
 
 
 def _holds_plain_scalars(values) -> bool:

@@ -184,14 +184,15 @@ def _reconcile(monitor: Monitor, namespace: dict, profiles: dict[str, Profile]) 
     vanished = set(history.active) - set(namespace)
     unseen = []
     for name, fresh in profiles.items():
+        # The monitor compares its own kind of profile (watched buffers by fingerprint).
+        current = fresh if monitor.watch is None else monitor.profile(namespace[name])
         known = monitor.profiles.get(name)
-        changed = known is not None and fresh.hash is not None and fresh.hash != known.hash
+        changed = known is not None and current.hash is not None and current.hash != known.hash
         if name not in history.active or known is None or changed:
             unseen.append(name)
+            monitor.remember(name, current)
     if vanished or unseen:
         history.record(UNMONITORED_CODE, 0.0, writes=unseen, deletes=vanished, replayable=False)
-        for name in unseen:
-            monitor.remember(name, profiles[name])
 
 
 def _group(names: tuple[str, ...], profiles: dict[str, Profile]) -> Group:

@@ -3,9 +3,11 @@
 Per cell the work is proportional to what the cell touches: the names its code reads, the
 globals of the notebook functions it calls, and the variables linked to those (sharing objects).
 Only those are re-profiled, with the values the cell binds; every other variable is assumed
-unchanged, an assumption the save re-checks with a full hash so an undetected change is stored,
-never wrongly replayed. A name the cell only assigns or deletes does not count as read: rebinding
-cannot change the object it named, nor anything sharing objects with it.
+unchanged, an assumption the save re-checks so an undetected change is stored, never wrongly
+replayed. Where the OS can watch writes (nbelastic.writewatch), large arrays and columns are not
+hashed at all between cells: the kernel says whether they were written. A name the cell only
+assigns or deletes does not count as read: rebinding cannot change the object it named, nor
+anything sharing objects with it.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from dataclasses import dataclass
 from nbelastic.history import History
 from nbelastic.kernel.analysis import analyse_cell, transitive_reads
 from nbelastic.objects import Profile, profile
+from nbelastic.writewatch import WriteWatch
 
 _IPYTHON_NAMES = re.compile(
     r"^(_+|_i+|_i\d+|_\d+|_ih|_oh|_dh|_exit_code|In|Out|get_ipython|exit|quit)$"
@@ -104,11 +107,12 @@ class Monitor:
         self._pending: _Pending | None = None
         self._depth = 0  # cell magics such as %%capture run their body as a nested cell
         self.paused = False
+        self.watch = WriteWatch.open()
         existing = user_namespace(shell)
         if existing:
             self.history.record_existing(existing)
             for name, value in existing.items():
-                self.remember(name, profile(value))
+                self.remember(name, self.profile(value))
 
     def register(self) -> None:
         self.shell.events.register("pre_run_cell", self.pre_run_cell)
@@ -117,6 +121,10 @@ class Monitor:
     def unregister(self) -> None:
         self.shell.events.unregister("pre_run_cell", self.pre_run_cell)
         self.shell.events.unregister("post_run_cell", self.post_run_cell)
+
+    def profile(self, value: object) -> Profile:
+        """``value``'s profile as the monitor compares them: watched buffers by fingerprint."""
+        return profile(value, self.watch)
 
     def adopt(
         self,
@@ -128,14 +136,16 @@ class Monitor:
 
         ``profiles`` are those the restore's verification just took of these very values
         (hashing a large frame again would double its cost); the others are profiled here.
+        With a write watch, all are profiled here: fingerprints are cheap, and the monitor
+        compares fingerprints, not content hashes.
         """
         self.history = history
         self.rng_states = dict(rng_states)
         self.profiles.clear()
         self._token_owners.clear()
-        known = profiles or {}
+        known = profiles if profiles and self.watch is None else {}
         for name, value in user_namespace(self.shell).items():
-            self.remember(name, known[name] if name in known else profile(value))
+            self.remember(name, known[name] if name in known else self.profile(value))
 
     def pre_run_cell(self, info) -> None:
         """IPython event: note what the cell may touch, before it runs."""
@@ -166,7 +176,7 @@ class Monitor:
         candidates = self._with_linked(reads) & namespace.keys()
         for name in candidates:
             if name not in self.profiles:
-                self.remember(name, profile(namespace[name]))
+                self.remember(name, self.profile(namespace[name]))
         return _Pending(
             code=raw,
             reads=reads,
@@ -203,10 +213,10 @@ class Monitor:
         rebound = {n for n, v in namespace.items() if before.get(n) != id(v)}
         written = set(rebound)
         for name in rebound:
-            self.remember(name, profile(namespace[name]))
+            self.remember(name, self.profile(namespace[name]))
         for name in pending.candidates - deleted - rebound:
             old = self.profiles.get(name)
-            new = profile(namespace[name])
+            new = self.profile(namespace[name])
             if old is None or new.hash is None or new.hash != old.hash:
                 written.add(name)
             self.remember(name, new)
