@@ -146,32 +146,36 @@ class WriteWatch:
 
     @classmethod
     def open(cls) -> WriteWatch | None:
-        """A working watch, or None (not Linux, kernel too old, ``userfaultfd`` forbidden,
-        or ``NBELASTIC_WRITE_WATCH=0``)."""
-        if os.environ.get("NBELASTIC_WRITE_WATCH", "1") == "0" or not sys.platform.startswith(
-            "linux"
-        ):
-            return None
+        """A working watch, or None where the OS cannot help (see ``open_reporting``)."""
+        return cls.open_reporting()[0]
+
+    @classmethod
+    def open_reporting(cls) -> tuple[WriteWatch | None, str]:
+        """A working watch or None, and a line for ``%nbelastic status`` saying which."""
+        if os.environ.get("NBELASTIC_WRITE_WATCH", "1") == "0":
+            return None, "hashed (the write watch is off: NBELASTIC_WRITE_WATCH=0)"
         number = _SYSCALL.get(platform.machine().lower())
-        if number is None:
-            return None
+        if not sys.platform.startswith("linux") or number is None:
+            return None, "hashed (watching writes needs Linux on x86-64 or arm64)"
         libc = ctypes.CDLL(None, use_errno=True)
         libc.syscall.restype = ctypes.c_long
         libc.ioctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_void_p]
+        refused = "hashed (this system refuses userfaultfd write-protection; Linux 6.7+ has it)"
         uffd = libc.syscall(number, os.O_CLOEXEC | os.O_NONBLOCK | _UFFD_USER_MODE_ONLY)
         if uffd < 0:
-            return None
+            return None, refused
         try:
             pagemap = os.open("/proc/self/pagemap", os.O_RDONLY | os.O_CLOEXEC)
         except OSError:
             os.close(uffd)
-            return None
+            return None, refused
         watch = cls(uffd, pagemap, libc)
         api = _Api(_UFFD_API, _FEATURE_WP_ASYNC | _FEATURE_WP_UNPOPULATED, 0)
         if libc.ioctl(uffd, _UFFDIO_API, ctypes.byref(api)) != 0 or not watch._self_test():
             watch.close()
-            return None
-        return watch
+            return None, refused
+        megabytes = MIN_BYTES >> 20
+        return watch, f"arrays over {megabytes} MiB watched by the OS, other values hashed"
 
     def close(self) -> None:
         """Stop watching (closing the descriptor unprotects every range)."""

@@ -83,7 +83,8 @@ def test_status_lists_each_variable_with_its_action(kernels):
     gen_row = next(line for line in lines if line.startswith("gen "))
     assert " replay " in gen_row and "generator cannot be serialized" in gen_row
     assert any(line.startswith("nums ") for line in lines)
-    assert lines[-1].startswith("estimated restore:")
+    assert lines[-2].startswith("estimated restore:")
+    assert lines[-1].startswith("changes between cells:")
 
 
 def test_errors_are_one_line_without_traceback(kernels):

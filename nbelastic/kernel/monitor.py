@@ -107,7 +107,7 @@ class Monitor:
         self._pending: _Pending | None = None
         self._depth = 0  # cell magics such as %%capture run their body as a nested cell
         self.paused = False
-        self.watch = WriteWatch.open()
+        self.watch, self.watch_note = WriteWatch.open_reporting()
         existing = user_namespace(shell)
         if existing:
             self.history.record_existing(existing)
@@ -121,6 +121,8 @@ class Monitor:
     def unregister(self) -> None:
         self.shell.events.unregister("pre_run_cell", self.pre_run_cell)
         self.shell.events.unregister("post_run_cell", self.post_run_cell)
+        if self.watch is not None:
+            self.watch.close()
 
     def profile(self, value: object) -> Profile:
         """``value``'s profile as the monitor compares them: watched buffers by fingerprint."""
