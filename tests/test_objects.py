@@ -1033,11 +1033,19 @@ def test_size_estimate_is_within_2x_of_the_pickled_size(make):
     assert actual / 2 <= estimate <= actual * 2
 
 
-def test_a_slice_inside_a_value_is_sized_as_the_whole_array_the_store_keeps():
+def test_a_lone_slice_inside_a_value_is_sized_as_the_slice_the_store_keeps():
     numpy = pytest.importorskip("numpy")
     base = numpy.zeros(100_000)
     estimated = profile({"head": base[:2]}).size
     _, payload = encode_group({"box": {"head": base[:2]}})
+    assert len(payload) / 2 <= estimated <= 2 * len(payload) < base.nbytes
+
+
+def test_two_slices_of_one_array_in_a_value_are_sized_as_the_array_once():
+    numpy = pytest.importorskip("numpy")
+    base = numpy.zeros(100_000)
+    estimated = profile({"v": base[:2], "w": base[5:9]}).size
+    _, payload = encode_group({"box": {"v": base[:2], "w": base[5:9]}})
     assert base.nbytes <= estimated <= 2 * len(payload)
 
 

@@ -51,6 +51,14 @@ class Tagged(np.ndarray):
     pass
 
 
+class Halves:
+    """Pickles as two overlapping views of a base it makes anew each time."""
+
+    def __reduce__(self):
+        base = np.arange(5)
+        return tuple, ((base[:3], base[2:]),)
+
+
 class Point:
     def __init__(self, x, y):
         self.x, self.y = x, y
@@ -328,6 +336,59 @@ def test_strided_trick_view_is_copied_correctly():
     assert np.array_equal(out["w"], windows)
 
 
+def test_a_lone_slice_inside_a_value_is_stored_as_its_own_elements():
+    base = np.arange(200_000.0)
+    codec, payload = encode_group({"box": {"coef": base[10:12]}})
+    assert codec == "dill"
+    assert len(payload) < 1_000  # the base alone is 1.6 MB
+    restored = decode_group(codec, payload, ["box"])["box"]["coef"]
+    assert np.array_equal(restored, [10.0, 11.0])
+
+
+def test_a_lone_slice_in_a_fitted_model_is_stored_as_its_own_elements():
+    linear_model = pytest.importorskip("sklearn.linear_model")
+    features = np.random.default_rng(0).random((100_000, 2))
+    model = linear_model.LinearRegression().fit(features, features @ [3.0, 1.0])
+    assert isinstance(model.coef_.base, np.ndarray)  # what made the model's blob large
+    _, out = roundtrip({"model": model})
+    assert len(encode_group({"model": model})[1]) < 5_000
+    assert np.array_equal(out["model"].coef_, model.coef_)
+
+
+def test_two_views_of_one_base_keep_sharing_memory_after_restore():
+    base = np.arange(100_000)
+    codec, out = roundtrip({"a": base[:5], "b": base[3:9]})
+    assert codec == "dill"
+    assert np.array_equal(out["a"], base[:5]) and np.array_equal(out["b"], base[3:9])
+    out["a"][4] = -1
+    assert out["b"][1] == -1
+
+
+def test_a_view_named_before_its_base_keeps_sharing_memory_after_restore():
+    base = np.arange(100_000)
+    _, out = roundtrip({"a": base[2:4], "b": base})
+    assert np.array_equal(out["b"], base)
+    out["b"][2] = -1
+    assert out["a"][0] == -1
+
+
+def test_views_a_reduce_makes_of_one_base_keep_sharing_memory():
+    _, out = roundtrip({"h": Halves()})
+    first, second = out["h"]
+    assert np.array_equal(first, [0, 1, 2]) and np.array_equal(second, [2, 3, 4])
+    first[2] = -1
+    assert second[0] == -1
+
+
+def test_only_views_whose_base_is_shared_keep_it():
+    lone, shared = np.arange(100_000), np.arange(100_000)
+    codec, payload = encode_group({"a": lone[:2], "b": shared[:3], "c": shared})
+    assert len(payload) < shared.nbytes + 1_000  # not lone.nbytes as well
+    out = decode_group(codec, payload, ["a", "b", "c"])
+    assert np.array_equal(out["a"], [0, 1])
+    assert np.shares_memory(out["b"], out["c"])
+
+
 def test_pandas_dataframe_round_trips():
     pd = pytest.importorskip("pandas")
     frame = pd.DataFrame({"x": [1, 2, 3], "y": ["a", "b", "c"], "z": [0.5, None, 2.0]})
@@ -524,3 +585,12 @@ def test_a_failing_store_is_not_mistaken_for_an_unpicklable_value(tmp_path):
     (tmp_path / "sidecar").write_text("not a directory")
     with pytest.raises(StoreWriteError):
         store_group(BlobStore(tmp_path / "sidecar"), {"t": (1, 2)})
+
+
+def test_a_group_pickled_twice_to_keep_a_view_sharing_leaves_one_blob(tmp_path):
+    base = np.arange(100_000)
+    _, key, _, store = stored_in(tmp_path, {"a": base[2:4], "b": base})
+    blobs = [path for path in (tmp_path / "sidecar").rglob("*") if path.is_file()]
+    assert blobs == [store.path(key)]
+    out = loaded(store, key, ["a", "b"])
+    assert np.shares_memory(out["a"], out["b"])

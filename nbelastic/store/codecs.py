@@ -4,7 +4,8 @@ Loading a pickle runs code, so values that plain JSON or a pickle-free ``.npy`` 
 exactly go there, and a checkpoint made only of those can be opened without trusting it. Modules
 are stored by name. Everything else goes through one pickle per group, codec "dill" (loaded by
 ``dill.load``): linked variables share one pickle memo, so ``b is a`` and numpy views sharing
-memory with their base survive. When dill cannot pickle a group that the standard pickle can (a
+memory with their base survive; a view whose base nothing else in the group reaches is stored as
+its own elements, not with its base. When dill cannot pickle a group that the standard pickle can (a
 torch optimizer), and nothing in it is pickled by reference to the notebook's own ``__main__``,
 the "pickle" codec holds it.
 
@@ -267,15 +268,29 @@ def _store_pickled(sink: BlobSink, values: Mapping[str, object]) -> tuple[str, s
     before it is loaded)."""
     group = {name: values[name] for name in sorted(values)}
     with _suppress_pickling_errors():
-        return ("dill", *sink.put_stream("dill", lambda s: _FastPickler(s).dump(group)))
+        return ("dill", *_put_pickle(sink, "dill", _FastPickler, group))
     try:
-        return ("dill", *sink.put_stream("dill", lambda s: _Pickler(s).dump(group)))
+        return ("dill", *_put_pickle(sink, "dill", _Pickler, group))
     except NbelasticError:
         raise
     except Exception as e:
         with _suppress_pickling_errors():
-            return ("pickle", *sink.put_stream("pickle", lambda s: _plain_dump(s, group)))
+            return ("pickle", *_put_pickle(sink, "pickle", _plain_pickler, group))
         raise _unserializable(group, e) from e
+
+
+def _put_pickle(
+    sink: BlobSink, codec: str, pickler: _PicklerFactory, group: dict[str, object]
+) -> tuple[str, int]:
+    """Pickle ``group`` into ``sink``: once, or twice when a base array turns up after one of
+    its views (see _ViewPlan), and a third time only if the second pickle meets other arrays
+    than the first."""
+    shared: frozenset[int] | None = frozenset()
+    while True:
+        try:
+            return sink.put_stream(codec, _ViewPlan(pickler, group, shared).dump)
+        except _Replan as replan:
+            shared = replan.shared
 
 
 class _suppress_pickling_errors:  # noqa: N801 - used like contextlib.suppress
@@ -288,8 +303,8 @@ class _suppress_pickling_errors:  # noqa: N801 - used like contextlib.suppress
         return isinstance(error, Exception) and not isinstance(error, NbelasticError)
 
 
-def _plain_dump(stream: BinaryIO, group: dict[str, object]) -> None:
-    _PlainPickler(_RefusingMain(stream)).dump(group)
+def _plain_pickler(stream: BinaryIO, views: _ViewPlan) -> pickle.Pickler:
+    return _PlainPickler(_RefusingMain(stream), views)
 
 
 class _RefusingMain:
@@ -327,16 +342,10 @@ def _unserializable(group: dict[str, object], e: Exception) -> UnserializableErr
 
 def _fails(name: str, value: object) -> bool:
     try:
-        _dumps({name: value})
+        _ViewPlan(_Pickler, {name: value}, shared=None).dump(_Buffer())
     except Exception:
         return True
     return False
-
-
-def _dumps(group: dict[str, object]) -> bytes:
-    buffer = _Buffer()
-    _Pickler(buffer).dump(group)
-    return buffer.getvalue()
 
 
 def _first_line(e: BaseException) -> str:
@@ -345,48 +354,153 @@ def _first_line(e: BaseException) -> str:
 
 
 class _ViewReducer:
-    """Pickle numpy views as views of their base array so shared memory survives."""
+    """Pickle a numpy view as a view of its base array where _ViewPlan says its memory is
+    shared, else as numpy does (a copy of its own elements)."""
+
+    def __init__(self, file: BinaryIO, views: _ViewPlan, **options) -> None:
+        super().__init__(file, **options)
+        self._views = views
 
     def reducer_override(self, obj: object) -> object:
         numpy = sys.modules.get("numpy")
-        ndarray = None if numpy is None else numpy.ndarray
-        if numpy is not None and isinstance(obj, numpy.memmap):
+        if numpy is None or not isinstance(obj, numpy.ndarray):
+            return NotImplemented
+        if isinstance(obj, numpy.memmap):
             raise pickle.PicklingError("a memory-mapped array is re-opened by replay, not stored")
-        if ndarray is None or type(obj) is not ndarray or not isinstance(obj.base, ndarray):
+        if not isinstance(obj.base, numpy.ndarray):
+            self._views.base_pickled(obj)
             return NotImplemented
-        root = obj.base
-        while isinstance(root.base, ndarray):
-            root = root.base
-        if obj.size == 0 or obj.dtype.hasobject or root.dtype.hasobject:
+        if type(obj) is not numpy.ndarray:
             return NotImplemented
-        if not (root.flags.c_contiguous or root.flags.f_contiguous):
+        placed = _place_in_base(numpy, obj)
+        if placed is None:
             return NotImplemented
-        start = root.__array_interface__["data"][0]
-        data = obj.__array_interface__["data"][0]
-        low = high = data
-        for length, stride in zip(obj.shape, obj.strides, strict=True):
-            if stride < 0:
-                low += (length - 1) * stride
-            else:
-                high += (length - 1) * stride
-        if low < start or high + obj.itemsize > start + root.nbytes:
-            return NotImplemented  # outside the base's own buffer (as_strided tricks): copy
-        args = (root, data - start, obj.shape, obj.strides, obj.dtype, obj.flags.writeable)
+        root, offset = placed
+        if not self._views.keeps_base(root):
+            return NotImplemented
+        args = (root, offset, obj.shape, obj.strides, obj.dtype, obj.flags.writeable)
         return _rebuild_view, args
+
+
+def _place_in_base(numpy, view) -> tuple[object, int] | None:
+    """``(base, byte offset)`` of a view that can be rebuilt from its outermost base array;
+    None for views that numpy must copy (object dtype, outside the base's own buffer)."""
+    root = view.base
+    while isinstance(root.base, numpy.ndarray):
+        root = root.base
+    if view.size == 0 or view.dtype.hasobject or root.dtype.hasobject:
+        return None
+    if not (root.flags.c_contiguous or root.flags.f_contiguous):
+        return None
+    start = root.__array_interface__["data"][0]
+    data = view.__array_interface__["data"][0]
+    low = high = data
+    for length, stride in zip(view.shape, view.strides, strict=True):
+        if stride < 0:
+            low += (length - 1) * stride
+        else:
+            high += (length - 1) * stride
+    if low < start or high + view.itemsize > start + root.nbytes:
+        return None  # outside the base's own buffer (as_strided tricks)
+    return root, data - start
+
+
+class _PicklerFactory(Protocol):
+    def __call__(self, stream: BinaryIO, views: _ViewPlan) -> pickle.Pickler: ...
+
+
+class _Replan(Exception):  # noqa: N818 - a signal between two passes, never an error
+    """Pickle the group again, knowing the ids of the base arrays it reaches more than once
+    (None: every view as a view of its base)."""
+
+    def __init__(self, shared: frozenset[int] | None) -> None:
+        super().__init__("pickle again")
+        self.shared = shared
+
+
+class _ViewPlan:
+    """Which numpy views one pickle of a group keeps as views of their base array.
+
+    A view keeps its base only when that memory is reached again in the group (the base itself
+    or another view of it), so shared memory stays shared after a restore; a lone view, say a
+    fitted model's slice of a big array, is a copy of its own elements. Whether a base comes
+    again is known only at the end, so the first pickle copies a view whose base it has not
+    met yet. When the base turns up after such a copy, that pickle goes on into no file,
+    counting the arrays that reach each base, and the group is pickled again with the count
+    (``_Replan``). Groups where no base follows one of its views are pickled once, and the
+    count costs one dict entry per array.
+    """
+
+    def __init__(
+        self, pickler: _PicklerFactory, group: dict[str, object], shared: frozenset[int] | None
+    ) -> None:
+        self._pickler, self._group = pickler, group
+        self._shared = shared  # ids of bases reached twice (empty: not known yet), None: all
+        self._whole: dict[int, object] = {}  # bases whose buffer is in the pickle
+        self._copied: dict[int, object] = {}  # bases that a view was copied from
+        self._reached: dict[int, int] = {}  # arrays reaching each base's memory
+        self._output: _Divertible | None = None
+
+    def dump(self, stream: BinaryIO) -> None:
+        self._output = _Divertible(stream)
+        self._pickler(self._output, self).dump(self._group)
+        if self._output.discarding:
+            raise _Replan(frozenset(key for key, count in self._reached.items() if count > 1))
+
+    def base_pickled(self, base) -> None:
+        """``base`` itself is in the pickle: its views met later can point into it."""
+        key = id(base)
+        self._reached[key] = self._reached.get(key, 0) + 1
+        if key in self._copied:
+            self._missed()
+        self._whole[key] = base
+
+    def keeps_base(self, base) -> bool:
+        """Whether a view of ``base`` is pickled as a view of it (else as a copy)."""
+        key = id(base)
+        self._reached[key] = self._reached.get(key, 0) + 1
+        if self._output.discarding:
+            return False
+        if self._shared is None or key in self._shared or key in self._whole:
+            self._whole[key] = base
+            return True
+        if key in self._copied:
+            self._missed()
+        self._copied[key] = base
+        return False
+
+    def _missed(self) -> None:
+        """A base comes after a view copied from it: this pickle cannot keep them sharing."""
+        if self._shared:
+            raise _Replan(None)  # the second pickle met other arrays (made by a __reduce__)
+        self._output.discarding = True
+
+
+class _Divertible:
+    """Passes a pickle through to ``stream`` until told to discard the rest."""
+
+    def __init__(self, stream: BinaryIO) -> None:
+        self._stream = stream
+        self.discarding = False
+
+    def write(self, data) -> int:
+        if self.discarding:
+            return 0
+        return self._stream.write(data)
 
 
 class _Pickler(_ViewReducer, dill.Pickler):
     """dill, fixed to by-value functions whose globals stay the live ``__main__.__dict__``."""
 
-    def __init__(self, file: BinaryIO) -> None:
-        super().__init__(file, protocol=5, byref=False, recurse=False)
+    def __init__(self, file: BinaryIO, views: _ViewPlan) -> None:
+        super().__init__(file, views, protocol=5, byref=False, recurse=False)
 
 
 class _PlainPickler(_ViewReducer, pickle.Pickler):
     """The standard pickle, for what dill's by-value machinery trips over."""
 
-    def __init__(self, file: BinaryIO) -> None:
-        super().__init__(file, protocol=5)
+    def __init__(self, file: BinaryIO, views: _ViewPlan) -> None:
+        super().__init__(file, views, protocol=5)
 
 
 class _DillNeeded(pickle.PicklingError):
