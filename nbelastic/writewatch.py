@@ -108,8 +108,9 @@ _PAGEMAP_SCAN = _iowr(ord("f"), 16, ctypes.sizeof(_ScanArg))
 class Watched:
     """A watched buffer as a cell sees it: ``token`` changes whenever its bytes may have.
 
-    ``facts`` is for the caller to cache what it derived from the bytes (a column holds only
-    strings, its estimated size); it is emptied whenever the buffer is written.
+    ``facts`` is for the caller to cache what it derived from these bytes seen through this
+    very layout (a column holds only strings, its estimated size); it is emptied whenever the
+    buffer is written.
     """
 
     token: bytes
@@ -142,7 +143,7 @@ class WriteWatch:
         self._uffd = uffd
         self._pagemap = pagemap
         self._libc = libc
-        self._entries: dict[tuple[int, int], _Entry] = {}
+        self._entries: dict[int, _Entry] = {}  # by id of the array owning the memory
 
     @classmethod
     def open(cls) -> WriteWatch | None:
@@ -188,7 +189,12 @@ class WriteWatch:
 
     def fingerprint(self, array) -> Watched | None:
         """A fingerprint of ``array``'s bytes that changes when any may have been written, or
-        None when this array cannot be watched (its bytes must then be hashed)."""
+        None when this array cannot be watched (its bytes must then be hashed).
+
+        What is watched is the whole buffer of the array that owns the memory, so that a view
+        and its base (or two views) see the same writes: a write anywhere in the base changes
+        the fingerprint of every view of it.
+        """
         if self._uffd < 0 or array.nbytes < MIN_BYTES:
             return None
         owner = array
@@ -196,9 +202,9 @@ class WriteWatch:
             owner = owner.base
         if not owner.flags.owndata:
             return None
-        low, high = _span(array)
-        owner_low = owner.__array_interface__["data"][0]
-        if low < owner_low or high > owner_low + owner.nbytes:
+        low, high = _span(owner)
+        view_low, view_high = _span(array)
+        if view_low < low or view_high > high:
             return None
         start = -(-low // _PAGE) * _PAGE
         end = high // _PAGE * _PAGE
@@ -208,15 +214,18 @@ class WriteWatch:
         if entry is None or entry.hashed:
             return None
         edges = ctypes.string_at(low, start - low) + ctypes.string_at(end, high - end)
-        layout = f"{start}:{end}:{entry.generation}:{low}:{array.strides}|".encode()
-        return Watched(layout + edges, entry.facts)
+        layout = (view_low, array.shape, array.strides)
+        token = f"{start}:{end}:{entry.generation}:{layout}|".encode()
+        return Watched(token + edges, entry.facts.setdefault(layout, {}))
 
     def _current(self, start: int, end: int, owner) -> _Entry | None:
-        """The entry for ``[start, end)``, with a new generation if a write was seen."""
-        key = (start, end)
+        """The entry for ``owner``'s pages, with a new generation if a write was seen."""
+        key = id(owner)
         entry = self._entries.get(key)
-        if entry is not None and entry.owner() is not owner:
-            self._forget(key)
+        if entry is not None and (
+            entry.owner() is not owner or (entry.start, entry.end) != (start, end)
+        ):
+            self._forget(key)  # another array at a reused id, or this one reallocated
             entry = None
         if entry is None:
             if not self._protect(start, end):
@@ -234,16 +243,16 @@ class WriteWatch:
             entry.facts = {}
         return entry
 
-    def _on_death(self, key: tuple[int, int]):
+    def _on_death(self, key: int):
         def forget(_ref: weakref.ref) -> None:
             self._forget(key)
 
         return forget
 
-    def _forget(self, key: tuple[int, int]) -> None:
+    def _forget(self, key: int) -> None:
         entry = self._entries.pop(key, None)
         if entry is not None and not entry.hashed:
-            self._unregister(*key)
+            self._unregister(entry.start, entry.end)
 
     def _unregister(self, start: int, end: int) -> None:
         if self._uffd >= 0:
