@@ -8,7 +8,9 @@ Like ``nbstripout --install``, this writes two things in the current repository:
   never carry the state);
 * the drivers in the repository's own git config (``.git/config``): ``diff.nbelastic.textconv``
   runs ``nbelastic git textconv`` (see nbelastic.textconv) with this very Python, so it works
-  whatever the shell's PATH is when git runs it.
+  whatever the shell's PATH is when git runs it;
+* a block in ``.git/info/exclude`` so that ``git add .`` leaves out the empty lock files saves
+  leave next to notebooks (see nbelastic.lock).
 
 ``.gitattributes`` is committed and shared; the config is per clone, so each collaborator runs
 ``nbelastic git install`` once (without it git simply shows the raw files).
@@ -29,6 +31,7 @@ END = "# <<< nbelastic <<<"
 DIFF_DRIVER = "nbelastic"
 STRIP_FILTER = "nbelastic-strip"
 _PATTERNS = ("*.ipynb", "**/*.nbelastic/blobs/**", "**/*.nbelastic/checkpoints/*.json")
+_EXCLUDED = (".*.nbelastic-lock",)
 
 
 @dataclass(frozen=True)
@@ -72,7 +75,8 @@ def repository_root(start: Path | None = None) -> Path:
 def install(root: Path, *, strip: bool = False) -> None:
     """Write the attributes block and the drivers' config; running it again changes nothing."""
     command = f"{shlex.quote(sys.executable)} -m nbelastic"
-    _write_block(root, _block(strip))
+    _write_block(root / ".gitattributes", _block(strip))
+    _write_block(_exclude_file(root), "\n".join([BEGIN, *_EXCLUDED, END]) + "\n")
     _set(root, f"diff.{DIFF_DRIVER}.textconv", f"{command} git textconv")
     if strip:
         _set(root, f"filter.{STRIP_FILTER}.clean", f"{command} strip --stdin %f")
@@ -82,8 +86,10 @@ def install(root: Path, *, strip: bool = False) -> None:
 
 
 def uninstall(root: Path) -> None:
-    """Remove the attributes block (and the file, if nothing else is in it) and the config."""
-    _write_block(root, None)
+    """Remove the attributes block (and the file, if nothing else is in it), the exclude
+    block and the config."""
+    _write_block(root / ".gitattributes", None)
+    _write_block(_exclude_file(root), None)
     _remove_section(root, f"diff.{DIFF_DRIVER}")
     _remove_section(root, f"filter.{STRIP_FILTER}")
 
@@ -124,8 +130,13 @@ def _read_block(root: Path) -> str | None:
     return _split(path.read_text(encoding="utf-8"))[1] if path.is_file() else None
 
 
-def _write_block(root: Path, block: str | None) -> None:
-    path = root / ".gitattributes"
+def _exclude_file(root: Path) -> Path:
+    """The clone's own ignore list (``.git/info/exclude``, wherever this work tree keeps it)."""
+    return root / _git(["rev-parse", "--git-path", "info/exclude"], root).stdout.strip()
+
+
+def _write_block(path: Path, block: str | None) -> None:
+    """Put ``block`` between our markers in ``path`` (None removes it; an emptied file goes)."""
     text = path.read_text(encoding="utf-8") if path.is_file() else ""
     before, _, after = _split(text)
     if block is not None and before and not before.endswith("\n"):
@@ -133,6 +144,7 @@ def _write_block(root: Path, block: str | None) -> None:
     new = before + (block or "") + after
     try:
         if new.strip():
+            path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(new, encoding="utf-8")
         elif path.is_file():
             path.unlink()

@@ -69,6 +69,27 @@ def test_uninstall_deletes_a_gitattributes_that_only_held_our_block(repo):
     assert not (repo / ".gitattributes").exists()
 
 
+def test_install_keeps_lock_files_out_of_git_add(repo):
+    (repo / ".analysis.ipynb.nbelastic-lock").touch()
+    (repo / "analysis.ipynb").write_text("{}")
+    nbelastic("git", "install", cwd=repo)
+    git(repo, "add", ".")
+    assert git(repo, "diff", "--cached", "--name-only").split() == [
+        ".gitattributes",
+        "analysis.ipynb",
+    ]
+
+
+def test_uninstall_takes_its_lines_out_of_the_exclude_file(repo):
+    exclude = repo / ".git" / "info" / "exclude"
+    exclude.parent.mkdir(exist_ok=True)
+    exclude.write_text("*.log\n")
+    nbelastic("git", "install", cwd=repo)
+    assert "nbelastic-lock" in exclude.read_text()
+    nbelastic("git", "uninstall", cwd=repo)
+    assert exclude.read_text() == "*.log\n"
+
+
 def test_outside_a_repository_is_one_clear_line(tmp_path):
     assert_one_clear_line(nbelastic("git", "install", cwd=tmp_path), "not inside a git repository")
 
