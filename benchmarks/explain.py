@@ -29,7 +29,7 @@ def losses(rows: Sequence[Row], bandwidth: float) -> list[str]:
     found = []
     for row in rows:
         for key, value in row.ratios.items():
-            if value is not None and value.median > 1:
+            if key in RATIOS and value is not None and value.median > 1:
                 why = _REASONS[key](row.typical[key], row, bandwidth)
                 label = RATIOS[key]
                 if key == "migration" and row.migration_baseline == "rerun":
@@ -129,8 +129,10 @@ def _migration(t: Trial, row: Row, bandwidth: float) -> str:
 def _run_time(t: Trial, row: Row, bandwidth: float) -> str:
     extra = t.run_seconds - t.plain_seconds
     return (
-        f"the monitor added {_seconds(extra)} over {t.cells} cells "
-        f"({number(extra / t.cells * 1000)} ms per cell) to {_seconds(t.plain_seconds)} of work"
+        f"the run with the extension took {_seconds(extra)} more over {t.cells} cells "
+        f"({number(extra / t.cells * 1000)} ms per cell) than {_seconds(t.plain_seconds)} "
+        f"without; its hooks took {_seconds(t.monitor_seconds)} "
+        f"({number(t.monitor_seconds / t.plain_seconds * 100)}% of the run)"
     )
 
 

@@ -26,6 +26,7 @@ TARGETS = (
 # The targets of nbelastic's own issue on monitoring at scale, as the same ratios.
 ISSUE_TARGETS = (
     ("run_time", "run time / no ext: overhead < 1%", 1.01),
+    ("hook_time", "in the monitor's hooks: < 1% of the run", 1.01),
     ("peak_rss", "peak RSS / no ext: overhead < 5%", 1.05),
 )
 
@@ -62,7 +63,11 @@ def markdown(
             "extension, for under 1% more run time and under 5% more peak memory, and for under "
             f"{trivial_cell.TARGET_MS:g} ms added to a trivial cell with 2 GB of state alive; "
             "`yes` where the median of this run meets it; overheads are shown with their "
-            "range over the repeats.\n",
+            "range over the repeats. The two runs go side by side, cell by cell, so the machine "
+            "drifts alike under both; what is left of the noise shows in the range. The time "
+            "spent in the monitor's own hooks, timed inside the kernel, has no such noise; "
+            "what it leaves out is the cost of the write watch's page faults inside the cells, "
+            "which the run-time ratio includes.\n",
             *(
                 [table.markdown(*_targets(rows, ISSUE_TARGETS, _meets_overhead)) + "\n"]
                 if rows
@@ -92,7 +97,8 @@ def _headline(rows: Sequence[Row], plot: str | None) -> list[str]:
         "variables whose content hash matched after the restore, in the worst repeat. The "
         "machine is shared: its load average around the run is under Machine below. "
         "`run time / no ext` and `peak RSS / no ext` are checked against the issue's < 1% and "
-        "< 5% overhead targets under Against issue targets.\n",
+        "< 5% overhead targets under Against issue targets, with the time spent in the "
+        "monitor's own hooks.\n",
         table.markdown(*table.headline(rows)) + "\n",
         *_tally(rows),
         "",
@@ -224,6 +230,7 @@ def _targets(
             "migration": row.ratios["migration"],
             "restore": restore,
             "run_time": row.ratios["run_time"],
+            "hook_time": row.ratios["hook_time"],
             "peak_rss": row.ratios["peak_rss"],
         }
         cells.append([row.name, *(meets(figures[key], limit) for key, _, limit in targets)])

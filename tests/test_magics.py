@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import nbformat
 import pytest
 
@@ -57,8 +59,9 @@ def test_python_api_restore_works_after_the_extension_is_loaded(kernels):
     first = kernels()
     run_cells(first, "%load_ext nbelastic", "word = 'kept'", "%nbelastic save api2.ipynb")
     second = kernels()
-    result = second.execute("%load_ext nbelastic\nimport nbelastic\n"
-                            "print(nbelastic.restore('api2.ipynb').ok, word)")
+    result = second.execute(
+        "%load_ext nbelastic\nimport nbelastic\nprint(nbelastic.restore('api2.ipynb').ok, word)"
+    )
     assert result.error is None, result.error
     assert result.stdout.strip().endswith("True kept")
 
@@ -68,23 +71,26 @@ def test_python_api_restores_without_loading_the_extension_first(kernels, tmp_pa
     run_cells(first, "%load_ext nbelastic", "import math", "r = math.sqrt(16)")
     run_cells(first, "import nbelastic\nnbelastic.save('api.ipynb')")
     second = kernels()
-    result = second.execute("import nbelastic\nreport = nbelastic.restore('api.ipynb')\n"
-                            "print(report.ok, r)")
+    result = second.execute(
+        "import nbelastic\nreport = nbelastic.restore('api.ipynb')\nprint(report.ok, r)"
+    )
     assert result.stdout.strip() == "True 4.0"
 
 
 def test_status_lists_each_variable_with_its_action(kernels):
     kernel = kernels()
-    run_cells(kernel, "%load_ext nbelastic", "nums = list(range(10))",
-              "gen = (n for n in nums)")
+    run_cells(kernel, "%load_ext nbelastic", "nums = list(range(10))", "gen = (n for n in nums)")
     table = kernel.execute("%nbelastic status --bandwidth 100MB/s").stdout
     lines = table.splitlines()
     assert lines[0].split()[:4] == ["variable", "type", "size", "action"]
     gen_row = next(line for line in lines if line.startswith("gen "))
     assert " replay " in gen_row and "generator cannot be serialized" in gen_row
     assert any(line.startswith("nums ") for line in lines)
-    assert lines[-2].startswith("estimated restore:")
-    assert lines[-1].startswith("changes between cells:")
+    assert lines[-3].startswith("estimated restore:")
+    assert lines[-2].startswith("changes between cells:")
+    assert re.fullmatch(
+        r"watching cost \d+\.\d{3} s over \d+ cells \(.*% of their .* s\)", lines[-1]
+    )
 
 
 def test_errors_are_one_line_without_traceback(kernels):
@@ -104,8 +110,10 @@ def test_save_without_a_path_outside_jupyter_says_what_to_do(kernels):
 
 def test_saving_requires_the_extension(kernels):
     kernel = kernels()
-    stderr = kernel.execute("import nbelastic\ntry:\n    nbelastic.save('x.ipynb')\n"
-                            "except Exception as e:\n    print(e)").stdout
+    stderr = kernel.execute(
+        "import nbelastic\ntry:\n    nbelastic.save('x.ipynb')\n"
+        "except Exception as e:\n    print(e)"
+    ).stdout
     assert "%load_ext nbelastic" in stderr
 
 
