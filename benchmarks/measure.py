@@ -74,8 +74,16 @@ class Trial:
     dill_error: str | None
 
 
-def run_trial(workload: Workload, scale: float, directory: Path, bandwidth: float) -> Trial:
-    """Measure ``workload`` once at ``scale``, working (and leaving files) in ``directory``."""
+def run_trial(
+    workload: Workload,
+    scale: float,
+    directory: Path,
+    bandwidth: float,
+    *,
+    monitored_first: bool = True,
+) -> Trial:
+    """Measure ``workload`` once at ``scale``, working (and leaving files) in ``directory``;
+    ``monitored_first`` says which kernel runs the first cell (repeats alternate it)."""
     directory.mkdir(parents=True)
     notebook = directory / workload.notebook.name
     shutil.copyfile(workload.notebook, notebook)
@@ -88,7 +96,9 @@ def run_trial(workload: Workload, scale: float, directory: Path, bandwidth: floa
         setup_rss = _prepare(kernel, scale, extension=True)
         with Kernel(cwd=directory) as plain:
             plain_setup_rss = _prepare(plain, scale, extension=False)
-            run_seconds, plain_seconds = run_side_by_side(kernel, plain, cells, workload.name)
+            run_seconds, plain_seconds = run_side_by_side(
+                kernel, plain, cells, workload.name, monitored_first=monitored_first
+            )
             plain_peak_rss = int(silent(plain, PEAK_RSS))
         peak_rss = int(silent(kernel, PEAK_RSS))
         monitor_seconds = float(silent(kernel, MONITOR_SECONDS))
@@ -148,12 +158,13 @@ def _prepare(kernel: Kernel, scale: float, *, extension: bool) -> int:
 
 
 def run_side_by_side(
-    monitored: Kernel, plain: Kernel, cells: list[str], name: str
+    monitored: Kernel, plain: Kernel, cells: list[str], name: str, *, monitored_first: bool
 ) -> tuple[float, float]:
     """Each cell in both kernels, first in one then the other, alternately; both totals."""
     totals = {id(monitored): 0.0, id(plain): 0.0}
     for number, code in enumerate(cells, start=1):
-        pair = (monitored, plain) if number % 2 else (plain, monitored)
+        ahead = (number % 2 == 1) == monitored_first
+        pair = (monitored, plain) if ahead else (plain, monitored)
         for kernel in pair:
             totals[id(kernel)] += run_cells(kernel, [code], name, first_number=number)
     return totals[id(monitored)], totals[id(plain)]

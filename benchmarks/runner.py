@@ -70,7 +70,8 @@ def _measure(
 ) -> Trial:
     scale = workload.quick_scale if quick else 1.0
     _progress(f"{workload.name}: repeat {repeat}/{repeats} at SCALE={scale}")
-    return run_trial(workload, scale, scratch / f"{workload.name}-{repeat}", bandwidth)
+    directory = scratch / f"{workload.name}-{repeat}"
+    return run_trial(workload, scale, directory, bandwidth, monitored_first=repeat % 2 == 1)
 
 
 def _progress(message: str) -> None:
