@@ -55,6 +55,7 @@ class Profile:
     size: int  # estimated bytes once stored
     tokens: frozenset  # identity tokens of reachable mutable objects (for linking)
     unstorable: str  # why the value cannot be stored, or ""
+    watched: bool = False  # some buffer entered ``hash`` as a write-watch fingerprint
 
 
 def type_name(value: object) -> str:
@@ -86,6 +87,7 @@ def profile(value: object, watch: WriteWatch | None = None) -> Profile:
         size=walker.size,
         tokens=frozenset(walker.tokens),
         unstorable=walker.unstorable,
+        watched=walker.watched,
     )
 
 
@@ -99,6 +101,7 @@ class _Walker:
 
     def __init__(self, watch: WriteWatch | None = None) -> None:
         self.watch = watch
+        self.watched = False
         self.hasher = xxhash.xxh3_128()
         self.memo: dict[int, int] = {}
         self.keep: list[object] = []  # derived objects stay alive so their ids stay unique
@@ -511,6 +514,7 @@ def _hash_array(walker: _Walker, arr) -> None:
     else:
         walker.write(b"W")
         walker.hasher.update(watched.token)
+        walker.watched = True
 
 
 def _hash_buffer(hasher, arr) -> None:
@@ -676,6 +680,7 @@ def _object_column(walker: _Walker, values, later: list, *, plain: bool) -> None
     else:
         walker.write(b"W")
         walker.hasher.update(watched.token)
+        walker.watched = True
     if "size" not in facts:
         facts["size"] = _sampled_size(values)
     walker.size += facts["size"]

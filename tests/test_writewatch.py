@@ -271,3 +271,24 @@ def test_status_says_how_changes_are_noticed(watch_mode, tmp_path):
     expected = "watched by the OS" if watch_mode == "watched" else "NBELASTIC_WRITE_WATCH=0"
     notice = next(line for line in status.splitlines() if line.startswith("changes between"))
     assert expected in notice
+
+
+@pytest.mark.parametrize(
+    ("code", "written"),
+    [
+        ("total = arr.sum()", {"total"}),
+        ("arr[1_000_000] = 1.0\ntotal = 0", {"arr", "total"}),
+    ],
+    ids=["read", "write"],
+)
+def test_after_a_restore_a_large_array_is_compared_by_content_once(
+    roundtrip, watch_mode, code, written
+):
+    """The restore's verification hashed the array's content; the first cell to touch it
+    afterwards must compare like with like, not a content hash against a fingerprint."""
+    rt = roundtrip(["import numpy as np\narr = np.arange(2_000_000.0)"], plan="store-all")
+    kernel = rt.restored_kernel
+    assert kernel.execute(code).error is None
+    kernel.call("save", {"notebook": str(rt.notebook), "plan": "store-all"})
+    assert writes_of(rt.notebook, code) == written
+    assert_fully_monitored(rt)

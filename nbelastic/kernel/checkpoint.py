@@ -184,9 +184,10 @@ def _reconcile(monitor: Monitor, namespace: dict, profiles: dict[str, Profile]) 
     vanished = set(history.active) - set(namespace)
     unseen = []
     for name, fresh in profiles.items():
-        # The monitor compares its own kind of profile (watched buffers by fingerprint).
-        current = fresh if monitor.watch is None else monitor.profile(namespace[name])
         known = monitor.profiles.get(name)
+        # Where the monitor fingerprinted watched buffers, it compares fingerprints.
+        watched = known is not None and known.watched
+        current = monitor.profile(namespace[name]) if watched else fresh
         changed = known is not None and current.hash is not None and current.hash != known.hash
         if name not in history.active or known is None or changed:
             unseen.append(name)

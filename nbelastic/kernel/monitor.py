@@ -76,6 +76,20 @@ def set_rng_state(state: dict) -> None:
         torch.set_rng_state(torch.tensor(state["torch"], dtype=torch.uint8))
 
 
+def _same(old: Profile, new: Profile, value: object) -> bool:
+    """Whether ``value`` is unchanged since ``old`` was taken; ``new`` is its profile now.
+
+    A profile without fingerprints holds content hashes only (one the restore's verification
+    took, or of a value with no watched buffer), so against a fingerprinted one the value's
+    content is hashed once more to compare like with like.
+    """
+    if new.hash is None:
+        return False
+    if new.watched and not old.watched:
+        return profile(value).hash == old.hash
+    return new.hash == old.hash
+
+
 def _warn(error: BaseException) -> None:
     print(
         f"nbelastic: could not watch this cell ({type(error).__name__}: {error}); "
@@ -156,14 +170,12 @@ class Monitor:
 
         ``profiles`` are those the restore's verification just took of these very values
         (hashing a large frame again would double its cost); the others are profiled here.
-        With a write watch, all are profiled here: fingerprints are cheap, and the monitor
-        compares fingerprints, not content hashes.
         """
         self.history = history
         self.rng_states = dict(rng_states)
         self.profiles.clear()
         self._token_owners.clear()
-        known = profiles if profiles and self.watch is None else {}
+        known = profiles or {}
         for name, value in user_namespace(self.shell).items():
             self.remember(name, known[name] if name in known else self.profile(value))
 
@@ -243,7 +255,7 @@ class Monitor:
         for name in pending.candidates - deleted - rebound:
             old = self.profiles.get(name)
             new = self.profile(namespace[name])
-            if old is None or new.hash is None or new.hash != old.hash:
+            if old is None or not _same(old, new, namespace[name]):
                 written.add(name)
             self.remember(name, new)
         for name in deleted:
