@@ -133,6 +133,12 @@ def _run_time(t: Trial, row: Row, bandwidth: float) -> str:
         f"({number(extra / t.cells * 1000)} ms per cell) than {_seconds(t.plain_seconds)} "
         f"without; its hooks took {_seconds(t.monitor_seconds)} "
         f"({number(t.monitor_seconds / t.plain_seconds * 100)}% of the run)"
+        + (
+            f" and the write watch saw {t.watched_pages_written} watched pages written "
+            "(one fault each, priced under Machine)"
+            if t.watched_pages_written >= 0
+            else ""
+        )
     )
 
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import mmap
 import os
 import platform
 import subprocess
 import sys
+import time
 from importlib import metadata
 from pathlib import Path
 
@@ -41,6 +43,7 @@ def describe(load_at_start: str) -> dict[str, str]:
         "Python": f"{sys.version.split()[0]} ({sys.executable})",
         "load average (1/5/15 min)": f"{load_at_start} at the start, {load()} at the end",
         "code measured": code_measured(),
+        "write watch": write_watch(),
     }
     for package in PACKAGES:
         try:
@@ -48,6 +51,32 @@ def describe(load_at_start: str) -> dict[str, str]:
         except metadata.PackageNotFoundError:
             facts[package] = "not installed"
     return facts
+
+
+def write_watch() -> str:
+    """Whether the monitor's write watch works here, and what one fault on a watched page
+    costs: a 64 MiB array written whole while watched, then again unwatched."""
+    import numpy as np
+
+    from nbelastic.writewatch import WriteWatch
+
+    watch, note = WriteWatch.open_reporting()
+    if watch is None:
+        return note
+    pages = 16384
+    array = np.ones(pages * mmap.PAGESIZE // 8)
+    try:
+        watch.fingerprint(array)
+        started = time.perf_counter()
+        array += 1
+        watched = time.perf_counter() - started
+        started = time.perf_counter()
+        array += 1
+        unwatched = time.perf_counter() - started
+    finally:
+        watch.close()
+    per_page = max(0.0, watched - unwatched) / pages
+    return f"{note}; a watched page written costs {per_page * 1e6:.2f} µs once (a fault)"
 
 
 def code_measured() -> str:

@@ -39,7 +39,12 @@ PEAK_RSS = (
 )
 
 
-MONITOR_SECONDS = "print(__import__('nbelastic.kernel').kernel.current_monitor().cost.seconds)"
+# The monitor's own time in its hooks, and the pages its write watch saw written (a fault each).
+MONITOR_COST = (
+    "_m = __import__('nbelastic.kernel').kernel.current_monitor()\n"
+    "print(_m.cost.seconds, _m.watch.pages_written if _m.watch else -1)\n"
+    "del _m"
+)
 
 
 class BenchmarkError(RuntimeError):
@@ -54,6 +59,7 @@ class Trial:
     run_seconds: float  # all cells, extension loaded
     plain_seconds: float  # all cells, no extension (also the re-run baseline)
     monitor_seconds: float  # of run_seconds, inside the monitor's hooks
+    watched_pages_written: int  # faults the write watch caused in the cells; -1 if it was off
     setup_rss: int  # peak before the first cell, extension loaded: its own footprint
     plain_setup_rss: int
     peak_rss: int
@@ -101,7 +107,8 @@ def run_trial(
             )
             plain_peak_rss = int(silent(plain, PEAK_RSS))
         peak_rss = int(silent(kernel, PEAK_RSS))
-        monitor_seconds = float(silent(kernel, MONITOR_SECONDS))
+        seconds, pages = silent(kernel, MONITOR_COST).split()
+        monitor_seconds, watched_pages_written = float(seconds), int(pages)
         first = _save(kernel, notebook, bandwidth)
         shutil.copyfile(notebook, first_save)
         dill_seconds, dill_error = _dill_dump(kernel, pickle)
@@ -124,6 +131,7 @@ def run_trial(
         run_seconds=run_seconds,
         plain_seconds=plain_seconds,
         monitor_seconds=monitor_seconds,
+        watched_pages_written=watched_pages_written,
         setup_rss=setup_rss,
         plain_setup_rss=plain_setup_rss,
         peak_rss=peak_rss,

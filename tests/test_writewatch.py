@@ -292,3 +292,15 @@ def test_after_a_restore_a_large_array_is_compared_by_content_once(
     kernel.call("save", {"notebook": str(rt.notebook), "plan": "store-all"})
     assert writes_of(rt.notebook, code) == written
     assert_fully_monitored(rt)
+
+
+def test_each_watched_page_written_is_counted_once(watch):
+    """Each is one fault: the cost the watch adds inside the cell, reported by status."""
+    array = np.zeros(LARGE)
+    token(watch, array)
+    before = watch.pages_written
+    array[LARGE // 2] = 1.0
+    array[LARGE // 2 + 1] = 1.0  # the same page again
+    array[LARGE // 2 + 4096] = 1.0  # eight pages further on
+    token(watch, array)
+    assert watch.pages_written - before == 2

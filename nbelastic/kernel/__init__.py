@@ -253,7 +253,8 @@ class NbelasticMagics(Magics):
                 plan, profiles = plan_now(monitor, strategy=args.plan, bandwidth=args.bandwidth)
                 print(_status_table(plan, profiles))
                 print(f"changes between cells: {monitor.watch_note}")
-                print(monitor.cost.summary())
+                watch = monitor.watch
+                print(monitor.cost.summary(None if watch is None else watch.pages_written))
                 if args.graph:
                     _draw_graph(monitor, plan, profiles, args.graph)
         except _HelpShown:

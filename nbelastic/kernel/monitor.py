@@ -106,12 +106,14 @@ class WatchingCost:
     cells_seconds: float = 0.0  # the cells themselves, from just after one hook to the next
     seconds: float = 0.0  # in the monitor's own hooks
 
-    def summary(self) -> str:
-        """One line, e.g. ``watching cost 0.012 s over 6 cells (0.3% of their 4.1 s)``."""
+    def summary(self, pages_written: int | None = None) -> str:
+        """One line, e.g. ``watching cost 0.012 s over 6 cells (0.3% of their 4.1 s)``, with
+        the page faults the write watch caused inside the cells when it is on."""
         share = self.seconds / self.cells_seconds * 100 if self.cells_seconds else 0.0
+        faults = "" if pages_written is None else f", and {pages_written} watched pages written"
         return (
             f"watching cost {self.seconds:.3f} s over {self.cells} cells "
-            f"({share:.1f}% of their {self.cells_seconds:.1f} s)"
+            f"({share:.1f}% of their {self.cells_seconds:.1f} s){faults}"
         )
 
 
