@@ -12,6 +12,7 @@ anything sharing objects with it.
 
 from __future__ import annotations
 
+import functools
 import random
 import re
 import sys
@@ -37,12 +38,16 @@ def user_namespace(shell) -> dict[str, object]:
     hidden = shell.user_ns_hidden
     names = {}
     for name, value in shell.user_ns.items():
-        if name.startswith("__") and name.endswith("__"):
-            continue
-        if _IPYTHON_NAMES.match(name) or (name in hidden and hidden[name] is value):
+        if _is_machinery(name) or (name in hidden and hidden[name] is value):
             continue
         names[name] = value
     return names
+
+
+@functools.cache
+def _is_machinery(name: str) -> bool:
+    """Dunders and IPython's history names; cached, as the namespace is scanned twice a cell."""
+    return (name.startswith("__") and name.endswith("__")) or bool(_IPYTHON_NAMES.match(name))
 
 
 def rng_state() -> dict:
@@ -120,12 +125,13 @@ class WatchingCost:
 @dataclass
 class _Pending:
     code: str
-    reads: set[str]
-    candidates: set[str]  # may have changed in place: re-profiled after the cell
-    rebinds: set[str]  # may be rebound or deleted, and are then profiled afresh or forgotten
     ids_before: dict[str, int]
     rng_before: dict
     started: float
+    # Found after the cell ran (see Monitor._analyse); None until then.
+    reads: set[str] | None = None
+    candidates: set[str] | None = None  # may have changed in place: re-profiled
+    rebinds: set[str] | None = None  # may be rebound or deleted: profiled afresh or forgotten
 
 
 class Monitor:
@@ -198,30 +204,42 @@ class Monitor:
         self.cost.seconds += time.perf_counter() - started
 
     def _before(self, raw: str) -> _Pending:
+        """What must be caught before the cell runs: which object each name holds, a profile
+        of any variable not profiled yet (made by a silent execution) to compare with after,
+        and the RNG state. What the cell reads is found after it ran (see ``_analyse``)."""
         namespace = user_namespace(self.shell)
-        try:
-            names = analyse_cell(self.shell.transform_cell(raw), self.shell.transform_cell)
-        except Exception:  # noqa: BLE001 - a transform failure will surface when the cell runs
-            names = None
-        if names is None or names.dynamic:
-            reads = set(namespace)
-            rebinds = set(namespace)
-        else:
-            reads = transitive_reads(names.loads, namespace)
-            rebinds = (names.stores | names.deletes) & namespace.keys()
-        candidates = self._with_linked(reads) & namespace.keys()
-        for name in candidates:
-            if name not in self.profiles:
-                self.remember(name, self.profile(namespace[name]))
+        for name in namespace.keys() - self.profiles.keys():
+            self.remember(name, self.profile(namespace[name]))
         return _Pending(
             code=raw,
-            reads=reads,
-            candidates=candidates,
-            rebinds=rebinds,
             ids_before={name: id(value) for name, value in namespace.items()},
             rng_before=rng_state(),
             started=time.perf_counter(),
         )
+
+    def _analyse(self, pending: _Pending, namespace: dict[str, object]) -> None:
+        """The names the cell may have read (and the variables linked to them) or rebound.
+
+        The code analysed is what IPython ran, from its history when it is there: that
+        saves transforming the cell a second time, which costs more than the rest of a small
+        cell's watching. Functions the cell called are followed as they are after it ran.
+        """
+        before = pending.ids_before
+        names = analyse_cell(self._ran(pending.code), self.shell.transform_cell)
+        if names.dynamic:
+            pending.reads = set(before)
+            pending.rebinds = set(before)
+        else:
+            pending.reads = transitive_reads(names.loads, namespace)
+            pending.rebinds = (names.stores | names.deletes) & before.keys()
+        pending.candidates = self._with_linked(pending.reads) & before.keys()
+
+    def _ran(self, raw: str) -> str:
+        """``raw`` as IPython transformed it to run it."""
+        history = self.shell.history_manager
+        if history is not None and history.input_hist_raw and history.input_hist_raw[-1] == raw:
+            return history.input_hist_parsed[-1]
+        return self.shell.transform_cell(raw)
 
     def post_run_cell(self, result) -> None:
         self._depth = max(0, self._depth - 1)
@@ -239,7 +257,10 @@ class Monitor:
             _warn(error)
             # Forget what this cell may have changed: the next save finds those variables
             # unrecorded and stores them rather than trusting a half-written history.
-            touched = pending.candidates | pending.rebinds
+            if pending.candidates is None:
+                touched = set(pending.ids_before)
+            else:
+                touched = pending.candidates | pending.rebinds
             for name in list(self.profiles):
                 if name in touched or name not in pending.ids_before:
                     self._forget(name)
@@ -248,6 +269,7 @@ class Monitor:
     def _after(self, pending: _Pending, result) -> None:
         runtime = time.perf_counter() - pending.started
         namespace = user_namespace(self.shell)
+        self._analyse(pending, namespace)
         before = pending.ids_before
         deleted = before.keys() - namespace.keys()
         rebound = {n for n, v in namespace.items() if before.get(n) != id(v)}
