@@ -39,6 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     output.mkdir(parents=True, exist_ok=True)
     _measure_this_checkout()
     load_at_start = machine.load()
+    fresh_memory = machine.first_touch()  # before the suite leaves freed memory behind
     suite = run_suite(
         chosen, repeats=repeats, quick=args.quick, bandwidth=args.bandwidth, jobs=jobs
     )
@@ -61,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
         chosen,
         suite.skipped,
         command=" ".join(["python -m benchmarks", *map(shlex.quote, argv or sys.argv[1:])]),
-        machine=machine.describe(load_at_start),
+        machine=machine.describe(load_at_start, fresh_memory),
         bandwidth=args.bandwidth,
         plot=picture,
         per_cell=per_cell,

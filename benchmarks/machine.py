@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import mmap
 import os
 import platform
@@ -34,7 +35,7 @@ def load() -> str:
         return "unknown"
 
 
-def describe(load_at_start: str) -> dict[str, str]:
+def describe(load_at_start: str, fresh_memory: str) -> dict[str, str]:
     """CPU, memory, OS, Python, the load around the run, and the versions that matter."""
     facts = {
         "CPUs": f"{os.cpu_count()} ({_cpu_model() or platform.machine()})",
@@ -44,6 +45,7 @@ def describe(load_at_start: str) -> dict[str, str]:
         "load average (1/5/15 min)": f"{load_at_start} at the start, {load()} at the end",
         "code measured": code_measured(),
         "write watch": write_watch(),
+        "fresh memory": fresh_memory,
     }
     for package in PACKAGES:
         try:
@@ -51,6 +53,27 @@ def describe(load_at_start: str) -> dict[str, str]:
         except metadata.PackageNotFoundError:
             facts[package] = "not installed"
     return facts
+
+
+def first_touch() -> str:
+    """What writing fresh memory costs, the first time and again right after it was freed.
+
+    On a virtual machine whose host backs guest memory lazily (and takes freed memory back
+    within seconds), a kernel that gets never-touched pages pays several times more for the
+    same cell: that, more than anything nbelastic does, is the noise of the run-time ratio.
+    """
+    size = 256 << 20
+    seconds = []
+    for _ in range(2):
+        area = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+        cell = ctypes.c_char.from_buffer(area)
+        started = time.perf_counter()
+        ctypes.memset(ctypes.addressof(cell), 1, size)
+        seconds.append(time.perf_counter() - started)
+        del cell
+        area.close()
+    first, again = (value * 1000 for value in seconds)
+    return f"256 MiB written in {first:.0f} ms the first time, {again:.0f} ms right after"
 
 
 def write_watch() -> str:

@@ -64,10 +64,13 @@ def markdown(
             f"{trivial_cell.TARGET_MS:g} ms added to a trivial cell with 2 GB of state alive; "
             "`yes` where the median of this run meets it; overheads are shown with their "
             "range over the repeats. The two runs go side by side, cell by cell, so the machine "
-            "drifts alike under both; what is left of the noise shows in the range. The time "
-            "spent in the monitor's own hooks, timed inside the kernel, has no such noise; "
-            "what it leaves out is the cost of the write watch's page faults inside the cells, "
-            "which the run-time ratio includes.\n",
+            "drifts alike under both; what is left of the noise shows in the range, and comes "
+            "mostly from fresh memory, which on a virtual machine can cost several times more "
+            "the first time a kernel writes it (`fresh memory` under Machine): the same cells "
+            "then vary by far more than 1% between two kernels, with or without the extension. "
+            "The time spent in the monitor's own hooks, timed inside the kernel, has no such "
+            "noise; what it leaves out is the write watch's page faults inside the cells, "
+            "counted under Where nbelastic loses and priced under Machine.\n",
             *(
                 [table.markdown(*_targets(rows, ISSUE_TARGETS, _meets_overhead)) + "\n"]
                 if rows
