@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 import random
 import re
+import struct
 import sys
 import time
 from collections.abc import Iterable, Mapping
@@ -50,17 +51,31 @@ def _is_machinery(name: str) -> bool:
     return (name.startswith("__") and name.endswith("__")) or bool(_IPYTHON_NAMES.match(name))
 
 
-def rng_state() -> dict:
-    """The global random generators' state (random, numpy, torch when imported) as JSON."""
-    version, internal, gauss = random.getstate()
-    state: dict = {"random": [version, list(internal), gauss]}
+def rng_snapshot() -> tuple:
+    """The global random generators' state (random, numpy, torch when imported), taken twice a
+    cell to see whether the cell drew random numbers: cheap to take and to compare."""
     numpy = sys.modules.get("numpy")
+    torch = sys.modules.get("torch")
+    numpy_state = None
     if numpy is not None:
         kind, keys, pos, has_gauss, cached = numpy.random.get_state()
-        state["numpy"] = [kind, keys.tolist(), int(pos), int(has_gauss), float(cached)]
-    torch = sys.modules.get("torch")
+        numpy_state = (kind, keys.tobytes(), int(pos), int(has_gauss), float(cached))
+    torch_state = None
     if torch is not None and hasattr(torch, "get_rng_state"):
-        state["torch"] = torch.get_rng_state().tolist()
+        torch_state = torch.get_rng_state().numpy().tobytes()
+    return (random.getstate(), numpy_state, torch_state)
+
+
+def rng_state(snapshot: tuple | None = None) -> dict:
+    """The state of ``rng_snapshot`` (default: now) as JSON, as a checkpoint stores it."""
+    (version, internal, gauss), numpy_state, torch_state = snapshot or rng_snapshot()
+    state: dict = {"random": [version, list(internal), gauss]}
+    if numpy_state is not None:
+        kind, keys, pos, has_gauss, cached = numpy_state
+        numbers = list(struct.unpack(f"={len(keys) // 4}I", keys))
+        state["numpy"] = [kind, numbers, pos, has_gauss, cached]
+    if torch_state is not None:
+        state["torch"] = list(torch_state)
     return state
 
 
@@ -126,7 +141,7 @@ class WatchingCost:
 class _Pending:
     code: str
     ids_before: dict[str, int]
-    rng_before: dict
+    rng_before: tuple
     started: float
     # Found after the cell ran (see Monitor._analyse); None until then.
     reads: set[str] | None = None
@@ -213,7 +228,7 @@ class Monitor:
         return _Pending(
             code=raw,
             ids_before={name: id(value) for name, value in namespace.items()},
-            rng_before=rng_state(),
+            rng_before=rng_snapshot(),
             started=time.perf_counter(),
         )
 
@@ -284,7 +299,7 @@ class Monitor:
             self.remember(name, new)
         for name in deleted:
             self._forget(name)
-        rng_after = rng_state()
+        rng_after = rng_snapshot()
         # A value changed in place is built from its previous version: that is a read too.
         execution = self.history.record(
             pending.code,
@@ -295,7 +310,7 @@ class Monitor:
             raised=not result.success,
         )
         if rng_after != pending.rng_before:
-            self.rng_states[execution.id] = pending.rng_before
+            self.rng_states[execution.id] = rng_state(pending.rng_before)
 
     def _with_linked(self, names: Iterable[str]) -> set[str]:
         """``names`` plus every variable sharing an object with one of them."""
