@@ -23,7 +23,8 @@ from nbelastic.checkpoints import find_checkpoint, next_checkpoint_id, record_ch
 from nbelastic.environment import fingerprint
 from nbelastic.errors import NbelasticError, UnserializableError
 from nbelastic.history import UNMONITORED_CODE, Execution, History, linked_groups
-from nbelastic.kernel.monitor import Monitor, set_rng_state, user_namespace
+from nbelastic.kernel.monitor import Monitor, user_namespace
+from nbelastic.kernel.rng import set_rng_state
 from nbelastic.locations import save_store
 from nbelastic.lock import notebook_lock
 from nbelastic.notebook import FORMAT_VERSION, read_checkpoint, sidecar_dir, write_checkpoint

@@ -13,9 +13,7 @@ anything sharing objects with it.
 from __future__ import annotations
 
 import functools
-import random
 import re
-import struct
 import sys
 import time
 from collections.abc import Iterable, Mapping
@@ -23,6 +21,7 @@ from dataclasses import dataclass
 
 from nbelastic.history import History
 from nbelastic.kernel.analysis import analyse_cell, transitive_reads
+from nbelastic.kernel.rng import NumpyRandomLoads, rng_snapshot, rng_state
 from nbelastic.objects import Profile, profile
 from nbelastic.writewatch import WriteWatch
 
@@ -49,51 +48,6 @@ def user_namespace(shell) -> dict[str, object]:
 def _is_machinery(name: str) -> bool:
     """Dunders and IPython's history names; cached, as the namespace is scanned twice a cell."""
     return (name.startswith("__") and name.endswith("__")) or bool(_IPYTHON_NAMES.match(name))
-
-
-def rng_snapshot() -> tuple:
-    """The global random generators' state (random, numpy, torch when imported), taken twice a
-    cell to see whether the cell drew random numbers: cheap to take and to compare."""
-    numpy = sys.modules.get("numpy")
-    torch = sys.modules.get("torch")
-    numpy_state = None
-    if numpy is not None:
-        kind, keys, pos, has_gauss, cached = numpy.random.get_state()
-        numpy_state = (kind, keys.tobytes(), int(pos), int(has_gauss), float(cached))
-    torch_state = None
-    if torch is not None and hasattr(torch, "get_rng_state"):
-        torch_state = torch.get_rng_state().numpy().tobytes()
-    return (random.getstate(), numpy_state, torch_state)
-
-
-def rng_state(snapshot: tuple | None = None) -> dict:
-    """The state of ``rng_snapshot`` (default: now) as JSON, as a checkpoint stores it."""
-    (version, internal, gauss), numpy_state, torch_state = snapshot or rng_snapshot()
-    state: dict = {"random": [version, list(internal), gauss]}
-    if numpy_state is not None:
-        kind, keys, pos, has_gauss, cached = numpy_state
-        numbers = list(struct.unpack(f"={len(keys) // 4}I", keys))
-        state["numpy"] = [kind, numbers, pos, has_gauss, cached]
-    if torch_state is not None:
-        state["torch"] = list(torch_state)
-    return state
-
-
-def set_rng_state(state: dict) -> None:
-    """Put the global random generators back in a state recorded by ``rng_state``."""
-    version, internal, gauss = state["random"]
-    random.setstate((version, tuple(internal), gauss))
-    if "numpy" in state:
-        import numpy
-
-        kind, keys, pos, has_gauss, cached = state["numpy"]
-        numpy.random.set_state(
-            (kind, numpy.array(keys, dtype=numpy.uint32), pos, has_gauss, cached)
-        )
-    if "torch" in state:
-        import torch
-
-        torch.set_rng_state(torch.tensor(state["torch"], dtype=torch.uint8))
 
 
 def _same(old: Profile, new: Profile, value: object) -> bool:
@@ -163,6 +117,7 @@ class Monitor:
         self.paused = False
         self.cost = WatchingCost()
         self.watch, self.watch_note = WriteWatch.open_reporting()
+        self.numpy_random_loads = NumpyRandomLoads()
         existing = user_namespace(shell)
         if existing:
             self.history.record_existing(existing)
@@ -172,10 +127,12 @@ class Monitor:
     def register(self) -> None:
         self.shell.events.register("pre_run_cell", self.pre_run_cell)
         self.shell.events.register("post_run_cell", self.post_run_cell)
+        self.numpy_random_loads.install()
 
     def unregister(self) -> None:
         self.shell.events.unregister("pre_run_cell", self.pre_run_cell)
         self.shell.events.unregister("post_run_cell", self.post_run_cell)
+        self.numpy_random_loads.uninstall()
         if self.watch is not None:
             self.watch.close()
 
@@ -228,7 +185,7 @@ class Monitor:
         return _Pending(
             code=raw,
             ids_before={name: id(value) for name, value in namespace.items()},
-            rng_before=rng_snapshot(),
+            rng_before=self.numpy_random_loads.fill_in(rng_snapshot()),
             started=time.perf_counter(),
         )
 
@@ -299,6 +256,7 @@ class Monitor:
             self.remember(name, new)
         for name in deleted:
             self._forget(name)
+        rng_before = self.numpy_random_loads.fill_in(pending.rng_before)
         rng_after = rng_snapshot()
         # A value changed in place is built from its previous version: that is a read too.
         execution = self.history.record(
@@ -309,8 +267,8 @@ class Monitor:
             deletes=deleted,
             raised=not result.success,
         )
-        if rng_after != pending.rng_before:
-            self.rng_states[execution.id] = rng_state(pending.rng_before)
+        if rng_after != rng_before:
+            self.rng_states[execution.id] = rng_state(rng_before)
 
     def _with_linked(self, names: Iterable[str]) -> set[str]:
         """``names`` plus every variable sharing an object with one of them."""
