@@ -139,6 +139,7 @@ def _run_time(t: Trial, row: Row, bandwidth: float) -> str:
             if t.watched_pages_written >= 0
             else ""
         )
+        + f"; the twin kernel without the extension took {_seconds(t.twin_seconds)}"
     )
 
 

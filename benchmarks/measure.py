@@ -10,11 +10,12 @@ Four fresh kernels per repeat, so no measurement inherits another's warm state:
 4. ``dill.load_module`` in a brand-new kernel (skipped when the dump failed).
 
 Every time is wall-clock seen from this process around one kernel round trip, so both sides of
-each ratio pay the same messaging cost. Kernels 1 and 2 run the notebook side by side, cell by
-cell, the order alternating from one cell to the next: a whole run after the other let the
-machine drift by several percent between them, far more than the 1% the overhead target is
-about. The monitored kernel also reports what its hooks cost (``WatchingCost``), which no drift
-can blur.
+each ratio pay the same messaging cost. Kernel 1, kernel 2 and a twin of kernel 2 (also without
+the extension) run the notebook side by side, cell by cell, the order rotating from one cell to
+the next: a whole run after the other let the machine drift by several percent between them,
+far more than the 1% the overhead target is about. The twin measures what is left: how far two
+identical kernels differ on the same cells, the noise floor under the run-time ratio. The
+monitored kernel also reports what its hooks cost (``WatchingCost``), which no noise can blur.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from __future__ import annotations
 import json
 import shutil
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -58,6 +60,7 @@ class Trial:
     cells: int
     run_seconds: float  # all cells, extension loaded
     plain_seconds: float  # all cells, no extension (also the re-run baseline)
+    twin_seconds: float  # all cells in a second kernel without the extension: the noise floor
     monitor_seconds: float  # of run_seconds, inside the monitor's hooks
     watched_pages_written: int  # faults the write watch caused in the cells; -1 if it was off
     setup_rss: int  # peak before the first cell, extension loaded: its own footprint
@@ -86,10 +89,10 @@ def run_trial(
     directory: Path,
     bandwidth: float,
     *,
-    monitored_first: bool = True,
+    rotation: int = 0,
 ) -> Trial:
     """Measure ``workload`` once at ``scale``, working (and leaving files) in ``directory``;
-    ``monitored_first`` says which kernel runs the first cell (repeats alternate it)."""
+    ``rotation`` says which kernel runs the first cell (repeats rotate it)."""
     directory.mkdir(parents=True)
     notebook = directory / workload.notebook.name
     shutil.copyfile(workload.notebook, notebook)
@@ -100,10 +103,11 @@ def run_trial(
     first_save = directory / f"{workload.name}.first.ipynb"
     with Kernel(cwd=directory, session=str(notebook)) as kernel:
         setup_rss = _prepare(kernel, scale, extension=True)
-        with Kernel(cwd=directory) as plain:
+        with Kernel(cwd=directory) as plain, Kernel(cwd=directory) as twin:
             plain_setup_rss = _prepare(plain, scale, extension=False)
-            run_seconds, plain_seconds = run_side_by_side(
-                kernel, plain, cells, workload.name, monitored_first=monitored_first
+            _prepare(twin, scale, extension=False)
+            run_seconds, plain_seconds, twin_seconds = run_side_by_side(
+                [kernel, plain, twin], cells, workload.name, rotation=rotation
             )
             plain_peak_rss = int(silent(plain, PEAK_RSS))
         peak_rss = int(silent(kernel, PEAK_RSS))
@@ -130,6 +134,7 @@ def run_trial(
         cells=len(cells),
         run_seconds=run_seconds,
         plain_seconds=plain_seconds,
+        twin_seconds=twin_seconds,
         monitor_seconds=monitor_seconds,
         watched_pages_written=watched_pages_written,
         setup_rss=setup_rss,
@@ -166,16 +171,16 @@ def _prepare(kernel: Kernel, scale: float, *, extension: bool) -> int:
 
 
 def run_side_by_side(
-    monitored: Kernel, plain: Kernel, cells: list[str], name: str, *, monitored_first: bool
-) -> tuple[float, float]:
-    """Each cell in both kernels, first in one then the other, alternately; both totals."""
-    totals = {id(monitored): 0.0, id(plain): 0.0}
+    kernels: Sequence[Kernel], cells: list[str], name: str, *, rotation: int = 0
+) -> list[float]:
+    """Each cell in every kernel, the kernel that goes first rotating from cell to cell (and
+    with ``rotation``); the total per kernel, in the order given."""
+    totals = [0.0] * len(kernels)
     for number, code in enumerate(cells, start=1):
-        ahead = (number % 2 == 1) == monitored_first
-        pair = (monitored, plain) if ahead else (plain, monitored)
-        for kernel in pair:
-            totals[id(kernel)] += run_cells(kernel, [code], name, first_number=number)
-    return totals[id(monitored)], totals[id(plain)]
+        first = (number + rotation) % len(kernels)
+        for index in [*range(first, len(kernels)), *range(first)]:
+            totals[index] += run_cells(kernels[index], [code], name, first_number=number)
+    return totals
 
 
 def run_cells(kernel: Kernel, cells: list[str], name: str, *, first_number: int = 1) -> float:

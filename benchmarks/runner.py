@@ -71,7 +71,7 @@ def _measure(
     scale = workload.quick_scale if quick else 1.0
     _progress(f"{workload.name}: repeat {repeat}/{repeats} at SCALE={scale}")
     directory = scratch / f"{workload.name}-{repeat}"
-    return run_trial(workload, scale, directory, bandwidth, monitored_first=repeat % 2 == 1)
+    return run_trial(workload, scale, directory, bandwidth, rotation=repeat)
 
 
 def _progress(message: str) -> None:
