@@ -164,7 +164,9 @@ def _per_cell(result: PerCell) -> list[str]:
         "timed inside the kernel from the first `pre_run_cell` to the last `post_run_cell` "
         f"hook, without the messaging. The < {trivial_cell.TARGET_MS:g} ms target is the "
         "issue's for the trivial cell; the others read a big variable, which the monitor "
-        "re-hashes after the cell, so their cost follows what they touched, not what is alive.\n",
+        "checks after the cell (a list by hashing it again, a frame's columns by asking the "
+        "OS whether they were written, where it can), so their cost follows what they "
+        "touched, not what is alive.\n",
         table.markdown(*table.per_cell(result)) + "\n",
     ]
     for timing in result.timings[1:]:
