@@ -215,7 +215,8 @@ def restore_notebook(
     kernel; the kernel's restore report. ``trust`` loads it even if this user did not sign it."""
     # a clear error before any kernel starts
     document = None if at is None else find_checkpoint(sidecar_dir(notebook), at).document
-    open_checkpoint(notebook, document, check_blobs=False, trust=trust)  # blobs: in the kernel
+    # blobs and environment: in the kernel
+    open_checkpoint(notebook, document, check_blobs=False, trust=trust, check_environment=False)
     arguments = {"notebook": str(notebook.resolve())} | ({} if at is None else {"at": at})
     arguments |= {"trust": True} if trust else {}
     with notebook_kernel(notebook) as kernel:

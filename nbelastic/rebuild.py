@@ -55,6 +55,7 @@ def open_checkpoint(
     progress: ProgressCallback | None = None,
     trust: bool = False,
     reviewing: bool = False,
+    check_environment: bool = True,
 ) -> Checkpoint:
     """Read and check ``notebook``'s checkpoint before anything is restored.
 
@@ -70,6 +71,9 @@ def open_checkpoint(
     store: it is not contacted, or opening a notebook would make this machine call an address
     of the sender's choosing with this user's credentials. Only a review (``reviewing``, for
     ``nbelastic trust``), which the user asked for, reads it.
+
+    Without ``check_environment`` the packages' versions are not compared here: a restore
+    compares them after loading (see ``environment_warnings``).
     """
     notebook = Path(notebook)
     if document is None:
@@ -92,13 +96,8 @@ def open_checkpoint(
     manifest = read_manifest(store, document["manifest"])
     checkpoint = Checkpoint(notebook, document, history, store, manifest, {})
     checkpoint.trusted = trusted
-    environment = document.get("environment")
-    changed = differences(environment) if environment else []
-    if changed:
-        checkpoint.warnings.append(
-            f"saved in another environment: here {'; '.join(changed)}; "
-            "values may load or behave differently"
-        )
+    if check_environment:
+        checkpoint.warnings.extend(environment_warnings(document))
     if hasher_version(document) != HASHER_VERSION:
         checkpoint.warnings.append(
             f"this checkpoint was hashed by hasher version {hasher_version(document)} and this "
@@ -124,6 +123,23 @@ def open_checkpoint(
                 "its random draws may come out differently"
             )
     return checkpoint
+
+
+def environment_warnings(document: dict) -> list[str]:
+    """The line saying how this environment differs from the one ``document`` was saved in.
+
+    Cheapest once the restored values are loaded: the packages they needed are imported by
+    then and say their own version, where a package not imported yet is looked up among every
+    installed distribution (a tenth of a second to half a second).
+    """
+    environment = document.get("environment")
+    changed = differences(environment) if environment else []
+    if not changed:
+        return []
+    return [
+        f"saved in another environment: here {'; '.join(changed)}; "
+        "values may load or behave differently"
+    ]
 
 
 def comparable_variables(checkpoint: Checkpoint) -> dict[str, dict]:

@@ -34,6 +34,7 @@ from nbelastic.rebuild import (
     ProgressCallback,
     RestoreReport,
     comparable_variables,
+    environment_warnings,
     open_checkpoint,
     rebuild,
 )
@@ -288,7 +289,9 @@ def restore_checkpoint(
         document = read_checkpoint(notebook, whole_notebook=False)
     else:
         document = find_checkpoint(sidecar_dir(notebook), at).document
-    checkpoint = open_checkpoint(notebook, document, progress=progress, trust=trust)
+    checkpoint = open_checkpoint(
+        notebook, document, progress=progress, trust=trust, check_environment=False
+    )
     plan = plan_restore(checkpoint, trust=trust)
     shell = monitor.shell
     monitor.paused = True
@@ -307,6 +310,7 @@ def restore_checkpoint(
     finally:
         monitor.paused = False
     monitor.adopt(checkpoint.history, checkpoint.rng_states, report.profiles)
+    checkpoint.warnings.extend(environment_warnings(document))
     return complete_report(report, checkpoint, plan, trust=trust)
 
 
