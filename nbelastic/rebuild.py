@@ -73,7 +73,7 @@ def open_checkpoint(
     ``nbelastic trust``), which the user asked for, reads it.
 
     Without ``check_environment`` the packages' versions are not compared here: a restore
-    compares them after loading (see ``environment_warnings``).
+    compares them after loading (see ``warn_of_environment``).
     """
     notebook = Path(notebook)
     if document is None:
@@ -97,7 +97,7 @@ def open_checkpoint(
     checkpoint = Checkpoint(notebook, document, history, store, manifest, {})
     checkpoint.trusted = trusted
     if check_environment:
-        checkpoint.warnings.extend(environment_warnings(document))
+        warn_of_environment(checkpoint)
     if hasher_version(document) != HASHER_VERSION:
         checkpoint.warnings.append(
             f"this checkpoint was hashed by hasher version {hasher_version(document)} and this "
@@ -125,21 +125,21 @@ def open_checkpoint(
     return checkpoint
 
 
-def environment_warnings(document: dict) -> list[str]:
-    """The line saying how this environment differs from the one ``document`` was saved in.
+def warn_of_environment(checkpoint: Checkpoint) -> None:
+    """Add the line saying how this environment differs from the one the checkpoint was saved
+    in, if it does.
 
     Cheapest once the restored values are loaded: the packages they needed are imported by
     then and say their own version, where a package not imported yet is looked up among every
     installed distribution (a tenth of a second to half a second).
     """
-    environment = document.get("environment")
+    environment = checkpoint.document.get("environment")
     changed = differences(environment) if environment else []
-    if not changed:
-        return []
-    return [
-        f"saved in another environment: here {'; '.join(changed)}; "
-        "values may load or behave differently"
-    ]
+    if changed:
+        checkpoint.warnings.append(
+            f"saved in another environment: here {'; '.join(changed)}; "
+            "values may load or behave differently"
+        )
 
 
 def comparable_variables(checkpoint: Checkpoint) -> dict[str, dict]:

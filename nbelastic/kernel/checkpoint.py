@@ -23,7 +23,8 @@ from nbelastic.checkpoints import find_checkpoint, next_checkpoint_id, record_ch
 from nbelastic.environment import fingerprint
 from nbelastic.errors import NbelasticError, UnserializableError
 from nbelastic.history import UNMONITORED_CODE, Execution, History, linked_groups
-from nbelastic.kernel.monitor import Monitor, user_namespace
+from nbelastic.kernel.monitor import Monitor
+from nbelastic.kernel.namespace import user_namespace
 from nbelastic.kernel.rng import set_rng_state
 from nbelastic.locations import save_store
 from nbelastic.lock import notebook_lock
@@ -34,9 +35,9 @@ from nbelastic.rebuild import (
     ProgressCallback,
     RestoreReport,
     comparable_variables,
-    environment_warnings,
     open_checkpoint,
     rebuild,
+    warn_of_environment,
 )
 from nbelastic.restore_plan import complete_report, loader, plan_restore
 from nbelastic.store import (
@@ -310,7 +311,7 @@ def restore_checkpoint(
     finally:
         monitor.paused = False
     monitor.adopt(checkpoint.history, checkpoint.rng_states, report.profiles)
-    checkpoint.warnings.extend(environment_warnings(document))
+    warn_of_environment(checkpoint)
     return complete_report(report, checkpoint, plan, trust=trust)
 
 

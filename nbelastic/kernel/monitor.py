@@ -7,47 +7,23 @@ unchanged, an assumption the save re-checks so an undetected change is stored, n
 replayed. Where the OS can watch writes (nbelastic.writewatch), large arrays and columns are not
 hashed at all between cells: the kernel says whether they were written. A name the cell only
 assigns or deletes does not count as read: rebinding cannot change the object it named, nor
-anything sharing objects with it.
+anything sharing objects with it. Which names a cell bound or deleted is found by comparing
+the namespace's object ids before and after it, in C (nbelastic.kernel.namespace).
 """
 
 from __future__ import annotations
 
-import functools
-import re
 import sys
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from nbelastic.history import History
+from nbelastic.history import UNMONITORED_CODE, History
 from nbelastic.kernel.analysis import analyse_cell, transitive_reads
+from nbelastic.kernel.namespace import Bindings, UserVariables, user_namespace
 from nbelastic.kernel.rng import NumpyRandomLoads, rng_snapshot, rng_state
 from nbelastic.objects import Profile, profile
 from nbelastic.writewatch import WriteWatch
-
-_IPYTHON_NAMES = re.compile(
-    r"^(_+|_i+|_i\d+|_\d+|_ih|_oh|_dh|_exit_code|In|Out|get_ipython|exit|quit)$"
-)
-
-
-def user_namespace(shell) -> dict[str, object]:
-    """The user's variables: IPython's own names (``_``, ``_i3``, ``Out``...) and dunders left out.
-
-    A name IPython put there (``open``, ``exit``) counts once the user rebinds it.
-    """
-    hidden = shell.user_ns_hidden
-    names = {}
-    for name, value in shell.user_ns.items():
-        if _is_machinery(name) or (name in hidden and hidden[name] is value):
-            continue
-        names[name] = value
-    return names
-
-
-@functools.cache
-def _is_machinery(name: str) -> bool:
-    """Dunders and IPython's history names; cached, as the namespace is scanned twice a cell."""
-    return (name.startswith("__") and name.endswith("__")) or bool(_IPYTHON_NAMES.match(name))
 
 
 def _same(old: Profile, new: Profile, value: object) -> bool:
@@ -94,7 +70,7 @@ class WatchingCost:
 @dataclass
 class _Pending:
     code: str
-    ids_before: dict[str, int]
+    before: Bindings
     rng_before: tuple
     started: float
     # Found after the cell ran (see Monitor._analyse); None until then.
@@ -123,6 +99,8 @@ class Monitor:
             self.history.record_existing(existing)
             for name, value in existing.items():
                 self.remember(name, self.profile(value))
+        # The namespace as the monitor last saw it; None: look at every name again.
+        self._seen: Bindings | None = Bindings.of(shell.user_ns)
 
     def register(self) -> None:
         self.shell.events.register("pre_run_cell", self.pre_run_cell)
@@ -158,6 +136,10 @@ class Monitor:
         known = profiles or {}
         for name, value in user_namespace(self.shell).items():
             self.remember(name, known[name] if name in known else self.profile(value))
+        self._seen = Bindings.of(self.shell.user_ns)
+        # A restore run from a cell (``%nbelastic restore``) is not that cell's work: recorded,
+        # a later save could plan to rebuild every restored variable by running it again.
+        self._pending = None
 
     def pre_run_cell(self, info) -> None:
         """IPython event: note what the cell may touch, before it runs."""
@@ -176,35 +158,55 @@ class Monitor:
         self.cost.seconds += time.perf_counter() - started
 
     def _before(self, raw: str) -> _Pending:
-        """What must be caught before the cell runs: which object each name holds, a profile
-        of any variable not profiled yet (made by a silent execution) to compare with after,
-        and the RNG state. What the cell reads is found after it ran (see ``_analyse``)."""
-        namespace = user_namespace(self.shell)
-        for name in namespace.keys() - self.profiles.keys():
+        """What must be caught before the cell runs: which object each name holds, and the RNG
+        state. What the cell reads is found after it ran (see ``_analyse``).
+
+        Variables bound or deleted since the last cell the monitor saw (by a silent execution,
+        a cell it could not watch) are recorded first, as the work of code that cannot be
+        replayed: the save then stores them, and a cell that goes on to change one in place
+        is never replayed from a version no replay could make.
+        """
+        namespace = self.shell.user_ns
+        now = Bindings.of(namespace)
+        bound: set[str] = set()
+        gone: set[str] = set()
+        if self._seen is None:
+            variables = user_namespace(self.shell)
+            bound = variables.keys() - self.profiles.keys()
+            gone = self.profiles.keys() - variables.keys()
+        elif now != self._seen:
+            changed, deleted = self._seen.changes(now)
+            bound = {name for name in changed if name in UserVariables(self.shell)}
+            gone = deleted & self.profiles.keys()
+        if bound or gone:
+            self.history.record(UNMONITORED_CODE, 0.0, writes=bound, deletes=gone, replayable=False)
+        for name in gone:
+            self._forget(name)
+        for name in bound:
             self.remember(name, self.profile(namespace[name]))
         return _Pending(
             code=raw,
-            ids_before={name: id(value) for name, value in namespace.items()},
+            before=now,
             rng_before=self.numpy_random_loads.fill_in(rng_snapshot()),
             started=time.perf_counter(),
         )
 
-    def _analyse(self, pending: _Pending, namespace: dict[str, object]) -> None:
+    def _analyse(self, pending: _Pending, variables: UserVariables) -> None:
         """The names the cell may have read (and the variables linked to them) or rebound.
 
         The code analysed is what IPython ran, from its history when it is there: that
         saves transforming the cell a second time, which costs more than the rest of a small
         cell's watching. Functions the cell called are followed as they are after it ran.
+        Every variable there was before the cell has a profile (see ``_before``).
         """
-        before = pending.ids_before
         names = analyse_cell(self._ran(pending.code), self.shell.transform_cell)
         if names.dynamic:
-            pending.reads = set(before)
-            pending.rebinds = set(before)
+            pending.reads = set(self.profiles)
+            pending.rebinds = set(self.profiles)
         else:
-            pending.reads = transitive_reads(names.loads, namespace)
-            pending.rebinds = (names.stores | names.deletes) & before.keys()
-        pending.candidates = self._with_linked(pending.reads) & before.keys()
+            pending.reads = transitive_reads(names.loads, variables)
+            pending.rebinds = (names.stores | names.deletes) & self.profiles.keys()
+        pending.candidates = self._with_linked(pending.reads) & self.profiles.keys()
 
     def _ran(self, raw: str) -> str:
         """``raw`` as IPython transformed it to run it."""
@@ -230,25 +232,31 @@ class Monitor:
             # Forget what this cell may have changed: the next save finds those variables
             # unrecorded and stores them rather than trusting a half-written history.
             if pending.candidates is None:
-                touched = set(pending.ids_before)
+                touched = set(self.profiles)
             else:
                 touched = pending.candidates | pending.rebinds
+            before = set(pending.before.names)
             for name in list(self.profiles):
-                if name in touched or name not in pending.ids_before:
+                if name in touched or name not in before:
                     self._forget(name)
+            self._seen = None
         self.cost.seconds += time.perf_counter() - started
 
     def _after(self, pending: _Pending, result) -> None:
         runtime = time.perf_counter() - pending.started
-        namespace = user_namespace(self.shell)
-        self._analyse(pending, namespace)
-        before = pending.ids_before
-        deleted = before.keys() - namespace.keys()
-        rebound = {n for n, v in namespace.items() if before.get(n) != id(v)}
+        namespace = self.shell.user_ns
+        variables = UserVariables(self.shell)
+        now = Bindings.of(namespace)
+        bound, gone = pending.before.changes(now)
+        self._analyse(pending, variables)
+        deleted = {name for name in gone if name in self.profiles}
+        rebound = {name for name in bound if name in variables}
         written = set(rebound)
         for name in rebound:
             self.remember(name, self.profile(namespace[name]))
         for name in pending.candidates - deleted - rebound:
+            if name not in variables:  # deleted by code the monitor did not see
+                continue
             old = self.profiles.get(name)
             new = self.profile(namespace[name])
             if old is None or not _same(old, new, namespace[name]):
@@ -269,6 +277,7 @@ class Monitor:
         )
         if rng_after != rng_before:
             self.rng_states[execution.id] = rng_state(rng_before)
+        self._seen = now
 
     def _with_linked(self, names: Iterable[str]) -> set[str]:
         """``names`` plus every variable sharing an object with one of them."""
