@@ -99,3 +99,30 @@ def test_first_draws_after_import_numpy_replay_identically(roundtrip):
     assert rt.restore["ok"], rt.restore
     assert {"r", "s"} <= set(rt.save["replayed"])
     assert rt.after == rt.before
+
+
+def test_two_hooks_that_ask_each_other_still_import_numpy_random():
+    printed = run_python(
+        """
+        from nbelastic.kernel.rng import NumpyRandomLoads
+        first, second = NumpyRandomLoads(), NumpyRandomLoads()
+        first.install()
+        second.install()
+        import numpy.random
+        print(first.fill_in(("random", None, None))[1] is not None)
+        """
+    )
+    assert printed == "True"
+
+
+def test_the_loader_found_for_numpy_random_answers_like_the_real_one():
+    printed = run_python(
+        """
+        import importlib.util
+        from nbelastic.kernel.rng import NumpyRandomLoads
+        NumpyRandomLoads().install()
+        loader = importlib.util.find_spec("numpy.random").loader
+        print(loader.is_package("numpy.random"), loader.get_filename("numpy.random")[-11:])
+        """
+    )
+    assert printed == "True __init__.py"

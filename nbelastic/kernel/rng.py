@@ -14,6 +14,7 @@ import importlib.abc
 import random
 import struct
 import sys
+import threading
 from types import ModuleType
 
 _NUMPY_RANDOM = "numpy.random"
@@ -81,6 +82,7 @@ class NumpyRandomLoads(importlib.abc.MetaPathFinder):
 
     def __init__(self) -> None:
         self._at_load: tuple | None = None
+        self._finding = threading.local()
 
     def install(self) -> None:
         sys.meta_path.insert(0, self)
@@ -98,17 +100,22 @@ class NumpyRandomLoads(importlib.abc.MetaPathFinder):
         return (before[0], at_load, before[2])
 
     def find_spec(self, fullname, path, target=None):
-        if fullname != _NUMPY_RANDOM:
+        # Another finder that asks the others in turn, as this one does, would ask it back.
+        if fullname != _NUMPY_RANDOM or getattr(self._finding, "active", False):
             return None
-        for finder in sys.meta_path:
-            if finder is self or not hasattr(finder, "find_spec"):
-                continue
-            spec = finder.find_spec(fullname, path, target)
-            if spec is not None:
-                if spec.loader is not None:
-                    spec.loader = _ThenNote(spec.loader, self)
-                return spec
-        return None
+        self._finding.active = True
+        try:
+            for finder in sys.meta_path:
+                if finder is self or not hasattr(finder, "find_spec"):
+                    continue
+                spec = finder.find_spec(fullname, path, target)
+                if spec is not None:
+                    if spec.loader is not None:
+                        spec.loader = _ThenNote(spec.loader, self)
+                    return spec
+            return None
+        finally:
+            self._finding.active = False
 
     def note(self, numpy_random: ModuleType) -> None:
         try:
@@ -118,11 +125,15 @@ class NumpyRandomLoads(importlib.abc.MetaPathFinder):
 
 
 class _ThenNote(importlib.abc.Loader):
-    """Runs ``loader`` as is, then tells ``watcher`` the module is loaded."""
+    """Runs ``loader`` as is, then tells ``watcher`` the module is loaded; anything else asked
+    of it (``get_filename``, ``is_package``...) is ``loader``'s answer."""
 
     def __init__(self, loader: importlib.abc.Loader, watcher: NumpyRandomLoads) -> None:
         self.loader = loader
         self.watcher = watcher
+
+    def __getattr__(self, name: str):
+        return getattr(self.loader, name)
 
     def create_module(self, spec):
         create = getattr(self.loader, "create_module", None)
