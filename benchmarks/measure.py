@@ -11,11 +11,12 @@ Four fresh kernels per repeat, so no measurement inherits another's warm state:
 
 Every time is wall-clock seen from this process around one kernel round trip, so both sides of
 each ratio pay the same messaging cost. Kernel 1, kernel 2 and a twin of kernel 2 (also without
-the extension) run the notebook side by side, cell by cell, the order rotating from one cell to
-the next: a whole run after the other let the machine drift by several percent between them,
-far more than the 1% the overhead target is about. The twin measures what is left: how far two
-identical kernels differ on the same cells, the noise floor under the run-time ratio. The
-monitored kernel also reports what its hooks cost (``WatchingCost``), which no noise can blur.
+the extension) run the notebook side by side, cell by cell, the order changing from one cell
+to the next (``running_order``): a whole run after the other let the machine drift by several
+percent between them, far more than the 1% the overhead target is about. The twin measures
+what is left: how far two identical kernels differ on the same cells, the noise floor under
+the run-time ratio. The monitored kernel also reports what its hooks cost (``WatchingCost``),
+which no noise can blur.
 """
 
 from __future__ import annotations
@@ -173,14 +174,28 @@ def _prepare(kernel: Kernel, scale: float, *, extension: bool) -> int:
 def run_side_by_side(
     kernels: Sequence[Kernel], cells: list[str], name: str, *, rotation: int = 0
 ) -> list[float]:
-    """Each cell in every kernel, the kernel that goes first rotating from cell to cell (and
-    with ``rotation``); the total per kernel, in the order given."""
+    """Each cell in every kernel, in an order that changes from cell to cell (and with
+    ``rotation``); the total per kernel, in the order given."""
     totals = [0.0] * len(kernels)
     for number, code in enumerate(cells, start=1):
-        first = (number + rotation) % len(kernels)
-        for index in [*range(first, len(kernels)), *range(first)]:
+        for index in running_order(len(kernels), number, rotation):
             totals[index] += run_cells(kernels[index], [code], name, first_number=number)
     return totals
+
+
+def running_order(kernels: int, number: int, rotation: int) -> list[int]:
+    """The order the kernels run cell ``number`` in: over as many repeats as kernels (each
+    with its own ``rotation``) every kernel takes every place once, and from one cell to the
+    next the cycle turns the other way, so no kernel always runs right after the same one.
+
+    >>> [running_order(3, 1, rotation) for rotation in (1, 2, 3)]
+    [[2, 0, 1], [0, 1, 2], [1, 2, 0]]
+    >>> [running_order(3, 2, rotation) for rotation in (1, 2, 3)]
+    [[0, 2, 1], [1, 0, 2], [2, 1, 0]]
+    """
+    first = (number + rotation) % kernels
+    cycle = [(first + step) % kernels for step in range(kernels)]
+    return cycle if number % 2 else [first, *reversed(cycle[1:])]
 
 
 def run_cells(kernel: Kernel, cells: list[str], name: str, *, first_number: int = 1) -> float:
