@@ -62,6 +62,12 @@ class Trial:
     run_seconds: float  # all cells, extension loaded
     plain_seconds: float  # all cells, no extension (also the re-run baseline)
     twin_seconds: float  # all cells in a second kernel without the extension: the noise floor
+
+    @property
+    def unwatched_seconds(self) -> float:
+        """The run without the extension, as the mean of the two kernels that ran it."""
+        return (self.plain_seconds + self.twin_seconds) / 2
+
     monitor_seconds: float  # of run_seconds, inside the monitor's hooks
     watched_pages_written: int  # faults the write watch caused in the cells; -1 if it was off
     setup_rss: int  # peak before the first cell, extension loaded: its own footprint

@@ -70,8 +70,9 @@ def markdown(
             "monitor's own hooks, timed inside the kernel; what that leaves out is the write "
             "watch's page faults inside the cells, counted under Where nbelastic loses and "
             "priced under Machine. The wall clock checks it: three kernels run the notebook side "
-            "by side, cell by cell, one with the extension and two without, so the two without "
-            "show how far identical kernels differ on this machine. That noise comes mostly "
+            "by side, cell by cell, one with the extension and two without; the run without is "
+            "the mean of those two, and how far they differ from each other is the noise of "
+            "this machine. That noise comes mostly "
             "from fresh memory, which on a virtual machine can cost several times more the "
             "first time a kernel writes it (`fresh memory` under Machine). A wall-clock "
             "overhead is `in the noise` when two kernels without the extension differed by as "
@@ -185,7 +186,8 @@ def _per_cell(result: PerCell) -> list[str]:
     lines += [
         f"- alive, measured in the monitored kernel (`nbytes`, `memory_usage(deep=True)`, "
         f"`sys.getsizeof` of the list and its elements, pickled model): {alive}; "
-        f"total {_size(result.state_bytes)}",
+        f"total {_size(result.state_bytes)}; and {trivial_cell.SMALL_VARIABLES:,} small "
+        "variables (`small0`, `small1`...), for a namespace that large",
         f"- kernel resident memory with the state alive: {_rss(result.rss)} with the extension, "
         f"{_rss(result.plain_rss)} without (peak {_rss(result.peak_rss)} and "
         f"{_rss(result.plain_peak_rss)})",

@@ -1,8 +1,9 @@
 """What one cell costs with about 2 GB of state alive: the extension against a twin kernel.
 
 Two kernels build the same state through ordinary (monitored, in one of them) cells: large numpy
-arrays, a 1M-row DataFrame, a 2M-element list, a fitted scikit-learn model and, when torch is
-importable, a torch module. Then each probe cell runs in both, round after round, the order
+arrays, a 1M-row DataFrame, a 2M-element list, a fitted scikit-learn model, when torch is
+importable a torch module, and thousands of small variables, so that a cost growing with the
+number of variables would show. Then each probe cell runs in both, round after round, the order
 alternating so that neither kernel always goes first. The added time is the difference within
 each round, so a burst of load on this shared machine hits both sides of it.
 
@@ -32,6 +33,7 @@ FULL_ROUNDS = 120
 QUICK_ROUNDS = 5
 READING_ROUNDS = 30
 QUICK_SCALE = 0.02  # tens of MB instead of ~2 GB
+SMALL_VARIABLES = 10_000  # at every scale: they cost little to build
 WARM_UP_ROUNDS = 3
 
 # The state, built at SCALE (1.0: about 2 GB) by cells a user could have written.
@@ -45,6 +47,7 @@ STATE_CELLS = (
     "frame['price'] = rng.uniform(1, 100, rows)\n"
     "frame['city'] = rng.choice(['Paris', 'Lyon', 'Nantes', 'Lille'], rows)",
     "values = [float(v) for v in range(int(2_000_000 * SCALE))]",
+    f"for k in range({SMALL_VARIABLES}):\n    globals()[f'small{{k}}'] = k",
     "from sklearn.ensemble import RandomForestClassifier\n"
     "model = RandomForestClassifier(n_estimators=30, random_state=0)\n"
     "model.fit(matrix[:, :16], matrix[:, 16] > 0)",
