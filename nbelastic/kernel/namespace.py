@@ -80,7 +80,10 @@ class Bindings:
 
     @classmethod
     def of(cls, namespace: dict) -> Bindings:
-        return cls(list(namespace), list(map(id, namespace.values())))
+        # Copied in one step first: a thread binding a name between the two lists would
+        # otherwise pair names with the ids of others.
+        frozen = namespace.copy()
+        return cls(list(frozen), list(map(id, frozen.values())))
 
     def changes(self, later: Bindings) -> tuple[set[str], set[str]]:
         """The names bound (new, or holding another object) and the names deleted between
