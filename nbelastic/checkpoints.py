@@ -16,8 +16,9 @@ it, so the digest leaves out that field and the signature. The id is what a jupy
 notebook keeps in its header instead of the whole document (see ``resolve`` and
 nbelastic.notebook): a reference that the sidecar's history turns back into the document.
 
-A checkpoint is named on the command line by its id (``3-0a1b2c3d4e5f``), its number (``3``),
-a prefix of its digest (``0a1b2c``, at least 4 digits) or ``latest``.
+A checkpoint is named on the command line by its id (``3-0a1b2c3d4e5f``) or a prefix of it
+(``3-0a1b``), its number (``3``), a prefix of its digest (``0a1b2c``, at least 4 digits) or
+``latest``.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from nbelastic.errors import CheckpointFormatError, NbelasticError, StoreWriteError
-from nbelastic.notebook import validate_checkpoint
+from nbelastic.notebook import sidecar_dir, validate_checkpoint
 
 CHECKPOINTS_DIR = "checkpoints"
 RECORD_FORMAT = 1
@@ -41,6 +42,7 @@ _NAME = re.compile(r"([1-9][0-9]*)-([0-9a-f]{12})\.json")
 ID_PATTERN = re.compile(r"[1-9][0-9]*-[0-9a-f]{12}")
 _NOT_DIGESTED = ("checkpoint", "signature")  # the id itself, and what signs the id
 _DIGEST_PREFIX = re.compile(r"[0-9a-f]{4,64}")
+_ID_PREFIX = re.compile(r"([1-9][0-9]*)-([0-9a-f]{1,12})")
 
 
 class UnknownCheckpointError(NbelasticError):
@@ -175,26 +177,31 @@ def list_checkpoints(sidecar: str | os.PathLike) -> list[CheckpointRecord]:
     return sorted(records, key=lambda record: (record.number, record.saved_at, record.id))
 
 
-def find_checkpoint(sidecar: str | os.PathLike, reference: str) -> CheckpointRecord:
-    """The checkpoint that ``reference`` names (id, number, digest prefix or ``latest``)."""
-    records = list_checkpoints(sidecar)
+def find_checkpoint(notebook: str | os.PathLike, reference: str) -> CheckpointRecord:
+    """The checkpoint of ``notebook``'s sidecar that ``reference`` names: an id or a prefix
+    of one (``3-0a1b``), a number, a digest prefix or ``latest``."""
+    where = sidecar_dir(notebook)
+    records = list_checkpoints(where)
     reference = reference.strip()
+    numbered = _ID_PREFIX.fullmatch(reference)
     if reference == "latest":
         found = records[-1:]
     elif reference.isdigit():
         found = [r for r in records if r.number == int(reference)]
     elif _DIGEST_PREFIX.fullmatch(reference):
         found = [r for r in records if r.digest.startswith(reference)]
+    elif numbered:
+        number, digest = int(numbered.group(1)), numbered.group(2)
+        found = [r for r in records if r.number == number and r.digest.startswith(digest)]
     else:
-        found = [r for r in records if r.id == reference]
+        found = []
     if len(found) == 1:
         return found[0]
-    where = Path(sidecar)
     if not found:
         known = f"it has {records[0].id} to {records[-1].id}" if records else "it has none yet"
         raise UnknownCheckpointError(
             f"no checkpoint {reference!r} in {where} ({known}): "
-            "list them with `nbelastic log NOTEBOOK`"
+            f"list them with `nbelastic log {notebook}`"
         )
     raise UnknownCheckpointError(
         f"{reference!r} names {len(found)} checkpoints in {where} "

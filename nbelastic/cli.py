@@ -38,7 +38,8 @@ def _every(ctx, param, value):
 
 
 def _notebook_argument(function):
-    return click.argument("notebook", type=click.Path(dir_okay=False, path_type=Path))(function)
+    # Any path: nbelastic.notebook says in one line what is wrong with it (a directory, ...).
+    return click.argument("notebook", type=click.Path(path_type=Path))(function)
 
 
 def _trust_option(function):
@@ -47,6 +48,30 @@ def _trust_option(function):
         is_flag=True,
         help="Load the checkpoint even if you did not sign it: unpickles and replays its code.",
     )(function)
+
+
+def _verbose_option(function):
+    return click.option(
+        "-v",
+        "--verbose",
+        is_flag=True,
+        help="List each variable not loaded, also when the reason is the same for all.",
+    )(function)
+
+
+def _confirm(question: str) -> bool:
+    """click.confirm, with one line instead of click's bare `Aborted!` when no answer can come
+    (standard input closed or not a terminal, as in a script)."""
+    try:
+        return click.confirm(question)
+    except click.Abort:
+        click.echo(err=True)
+        _fail(
+            NbelasticError(
+                "nothing signed: no answer came on standard input; to sign without being "
+                "asked, run the command again with --yes"
+            )
+        )
 
 
 def _bandwidth(ctx, param, value):
@@ -195,9 +220,10 @@ def _save_summary(notebook: Path, report: dict, run_seconds: float) -> str:
 @main.command()
 @_notebook_argument
 @click.option("-q", "--quiet", is_flag=True, help="Only the exit code and errors.")
+@_verbose_option
 @click.option("--json", "as_json", is_flag=True, help="Print the restore report as JSON.")
 @_trust_option
-def verify(notebook, quiet, as_json, trust) -> None:
+def verify(notebook, quiet, verbose, as_json, trust) -> None:
     """Restore NOTEBOOK's state in a new kernel and check every variable."""
     from nbelastic.driver import restore_notebook
 
@@ -210,7 +236,7 @@ def verify(notebook, quiet, as_json, trust) -> None:
     if as_json:
         click.echo(json.dumps(report, indent=1))
     elif not quiet:
-        click.echo(_verify_summary(notebook, report, time.perf_counter() - started))
+        click.echo(_verify_summary(notebook, report, time.perf_counter() - started, verbose))
     if not report["ok"]:
         sys.exit(EXIT_FAILED)
 
@@ -219,9 +245,10 @@ def verify(notebook, quiet, as_json, trust) -> None:
 @_notebook_argument
 @click.option("--at", "at", metavar="ID", help="An earlier checkpoint (see `nbelastic log`).")
 @click.option("-q", "--quiet", is_flag=True, help="Only the exit code and errors.")
+@_verbose_option
 @click.option("--json", "as_json", is_flag=True, help="Print the restore report as JSON.")
 @_trust_option
-def restore(notebook, at, quiet, as_json, trust) -> None:
+def restore(notebook, at, quiet, verbose, as_json, trust) -> None:
     """Restore NOTEBOOK's state, or the checkpoint ID, in a new kernel and check it.
 
     The kernel ends with the command: this tells whether the state comes back whole. To
@@ -238,13 +265,14 @@ def restore(notebook, at, quiet, as_json, trust) -> None:
     if as_json:
         click.echo(json.dumps(report, indent=1))
     elif not quiet:
-        click.echo(_verify_summary(notebook, report, time.perf_counter() - started, at=at))
+        seconds = time.perf_counter() - started
+        click.echo(_verify_summary(notebook, report, seconds, verbose, at=at))
     if not report["ok"]:
         sys.exit(EXIT_FAILED)
 
 
 def _verify_summary(
-    notebook: Path, report: dict, total_seconds: float, at: str | None = None
+    notebook: Path, report: dict, total_seconds: float, verbose: bool, at: str | None = None
 ) -> str:
     total = len(report["verified"]) + len(report["unverifiable"]) + len(report["mismatched"])
     total += len(report["not_loaded"])
@@ -264,13 +292,20 @@ def _verify_summary(
     if report["lost"]:
         details.append(f"  not restorable (said at save): {', '.join(report['lost'])}")
     details += [f"  {name}: {why}" for name, why in report["rebuilt"].items()]
-    details += [f"  {name} NOT loaded: {why}" for name, why in report["not_loaded"].items()]
+    from nbelastic.restore_plan import NOT_TRUSTED
+
+    not_loaded = report["not_loaded"]
+    held_back = [name for name, why in not_loaded.items() if why.startswith(NOT_TRUSTED)]
+    if held_back and not verbose:  # one reason, said once by the warning below
+        line += f"; {len(held_back)} not loaded as not trusted (--verbose lists them)"
+        not_loaded = {n: why for n, why in not_loaded.items() if n not in held_back}
+    details += [f"  {name} NOT loaded: {why}" for name, why in not_loaded.items()]
     details += [f"nbelastic: {warning}" for warning in report["warnings"]]
     return "\n".join([line, *details])
 
 
 @main.command()
-@click.argument("notebooks", nargs=-1, type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("notebooks", nargs=-1, type=click.Path(path_type=Path))
 @click.option(
     "--sidecar",
     is_flag=True,
@@ -462,7 +497,7 @@ def trust(notebook, yes) -> None:
             click.echo(f"{notebook}: already signed by you; nothing to do")
             return
         click.echo(shown.text)
-        if not yes and not click.confirm("Trust this checkpoint and sign it as yours?"):
+        if not yes and not _confirm("Trust this checkpoint and sign it as yours?"):
             click.echo(f"{notebook}: not signed", err=True)
             sys.exit(EXIT_FAILED)
         trust_notebook(notebook)

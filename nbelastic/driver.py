@@ -24,7 +24,6 @@ from jupyter_client.manager import KernelManager
 
 from nbelastic.checkpoints import find_checkpoint
 from nbelastic.errors import NbelasticError
-from nbelastic.notebook import sidecar_dir
 from nbelastic.rebuild import open_checkpoint
 
 RESULT_MARKER = "NBELASTIC-RESULT "
@@ -214,7 +213,7 @@ def restore_notebook(
     """Restore ``notebook``'s checkpoint (or the earlier one ``at`` names) in a brand-new
     kernel; the kernel's restore report. ``trust`` loads it even if this user did not sign it."""
     # a clear error before any kernel starts
-    document = None if at is None else find_checkpoint(sidecar_dir(notebook), at).document
+    document = None if at is None else find_checkpoint(notebook, at).document
     # blobs and environment: in the kernel
     open_checkpoint(notebook, document, check_blobs=False, trust=trust, check_environment=False)
     arguments = {"notebook": str(notebook.resolve())} | ({} if at is None else {"at": at})

@@ -31,6 +31,7 @@ from nbelastic.checkpoints import (
     list_checkpoints,
 )
 from nbelastic.errors import NbelasticError
+from nbelastic.locations import require_sidecar
 from nbelastic.notebook import checkpoint_of, read_notebook, sidecar_dir, strip_checkpoint
 from nbelastic.planner import format_bytes
 from nbelastic.store import BlobStore, read_manifest
@@ -130,6 +131,8 @@ def collect(
     ones that remain after it drops the notebook's own).
     """
     notebook = Path(notebook)
+    if documents is None:
+        require_sidecar(notebook, checkpoint_of(read_notebook(notebook)))
     store = BlobStore(sidecar_dir(notebook))
     live = live_documents(notebook) if documents is None else documents
     needed = referenced_keys(live, store)
@@ -232,22 +235,27 @@ def strip_with_sidecar(notebook: str | os.PathLike) -> Stripped:
     if nothing is left in it. Checks every remaining checkpoint before changing anything."""
     notebook = Path(notebook)
     sidecar = sidecar_dir(notebook)
-    own = current_record(sidecar, checkpoint_of(read_notebook(notebook)))
+    document = checkpoint_of(read_notebook(notebook))
+    require_sidecar(notebook, document)
+    own = current_record(sidecar, document)
     others = [checkpoint_of(read_notebook(twin)) for twin in twins(notebook) if twin != notebook]
     others = [document for document in others if document is not None]
     if own is not None and any(_holds(sidecar, document, own) for document in others):
         own = None  # a twin still holds it: its record stays
     records = list_checkpoints(sidecar)
-    remaining = [r.document for r in records if own is None or r.id != own.id]
+    if document is None and not others:
+        dropping = records  # stripped before: the history is all that is left of its state
+    else:
+        dropping = [record for record in records if own is not None and record.id == own.id]
+    remaining = [r.document for r in records if r not in dropping]
     remaining += [document for document in others if not is_reference(document)]
     store = BlobStore(sidecar_dir(notebook))
     referenced_keys(remaining, store)  # fails, changing nothing, if one cannot be read
     removed = strip_checkpoint(notebook)
-    dropped = []
-    if own is not None:
+    for record in dropping:
         with suppress(FileNotFoundError):
-            own.path.unlink()
-        dropped.append(own.id)
+            record.path.unlink()
+    dropped = [record.id for record in dropping]
     collection = collect(notebook, min_age=0, documents=remaining)
     if not any(checkpoint_of(read_notebook(twin)) for twin in twins(notebook)):
         with suppress(FileNotFoundError):  # it lists the stripped checkpoint's variables

@@ -4,6 +4,10 @@ By default the sidecar directory next to the notebook. ``--store URL`` (any fssp
 ``s3://bucket/prefix``) or ``--store DIR`` puts them elsewhere, and the checkpoint records the
 place. A later save without ``--store`` keeps a recorded URL: the team's bucket stays the place,
 and a collaborator who saves does not silently fork the state into a local directory.
+
+A notebook's sidecar goes by the notebook's name (``analysis.ipynb``: ``analysis.nbelastic/``),
+never by the name recorded at save time: renaming or moving the pair (``git mv``, a file
+browser) keeps them together, and every command finds the same sidecar (``sidecar_dir``).
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ import os
 from contextlib import suppress
 from pathlib import Path
 
-from nbelastic.errors import NbelasticError
+from nbelastic.errors import BlobMissingError, NbelasticError
 from nbelastic.notebook import read_checkpoint, sidecar_dir
 from nbelastic.store.blobs import BlobStore
 from nbelastic.store.remote import RemoteBlobStore, is_url
@@ -30,3 +34,53 @@ def save_store(
     if recorded is not None and is_url(recorded):
         return RemoteBlobStore(recorded)
     return BlobStore(sidecar_dir(notebook))
+
+
+def open_store(location: str, notebook: str | os.PathLike) -> BlobStore | RemoteBlobStore:
+    """The store a checkpoint of ``notebook`` names: a URL, the notebook's sidecar, or a
+    directory relative to the notebook's.
+
+    >>> open_store("demo.nbelastic", "work/analysis.ipynb").root.as_posix()
+    'work/analysis.nbelastic'
+    >>> open_store("../shared/state", "work/analysis.ipynb").root.as_posix()
+    'work/../shared/state'
+    """
+    if is_url(location):
+        return RemoteBlobStore(location)
+    if is_sidecar_name(location):
+        return BlobStore(sidecar_dir(notebook))
+    return BlobStore(Path(notebook).parent / location)
+
+
+def is_sidecar_name(location: str) -> bool:
+    """Whether a recorded local store is a sidecar: a directory named ``*.nbelastic`` next to
+    the notebook, as a save without ``--store`` records it.
+
+    >>> is_sidecar_name("demo.nbelastic"), is_sidecar_name("../demo.nbelastic")
+    (True, False)
+    """
+    return location.endswith(".nbelastic") and Path(location).name == location
+
+
+def require_sidecar(notebook: str | os.PathLike, document: object) -> None:
+    """Raise BlobMissingError if ``document`` (``notebook``'s checkpoint as it is, or None)
+    keeps its state in the notebook's sidecar and there is none.
+
+    Every command that reads the sidecar asks this first, so all of them say the same line.
+    A notebook renamed without its sidecar (``demo.ipynb`` to ``analysis.ipynb``, keeping
+    ``demo.nbelastic/``) is told to rename the sidecar too.
+    """
+    location = document.get("store", "") if isinstance(document, dict) else None
+    sidecar = sidecar_dir(notebook)
+    if not isinstance(location, str) or is_url(location) or sidecar.is_dir():
+        return
+    if location and not is_sidecar_name(location):
+        return  # a directory of its own (--store DIR), which the commands check themselves
+    old = Path(notebook).parent / location
+    hint = ""
+    if location and old != sidecar and old.is_dir():
+        hint = f" ({old} is there: rename it to {sidecar.name}, as the notebook is)"
+    raise BlobMissingError(
+        f"the sidecar store {sidecar} is missing{hint}: copy it next to "
+        f"{Path(notebook).name} (it holds the stored variables) and try again"
+    )

@@ -364,6 +364,12 @@ def _beyond_schema(document: dict) -> Iterator[tuple[str, str]]:
 
 
 def _check_suffix(path: Path) -> None:
+    if path.is_dir():
+        example = next(iter(sorted(path.glob(f"*{_IPYNB}"))), None)
+        raise NotebookNotFoundError(
+            f"{path} is a directory: give a notebook file"
+            + ("" if example is None else f", e.g. {example}")
+        )
     if path.suffix == _IPYNB:
         return
     import jupytext

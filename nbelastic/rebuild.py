@@ -19,10 +19,11 @@ from pathlib import Path
 from nbelastic.environment import differences
 from nbelastic.errors import NbelasticError, RestoreError, TrustError
 from nbelastic.history import Execution, History
+from nbelastic.locations import open_store, require_sidecar
 from nbelastic.notebook import hasher_version, read_checkpoint
 from nbelastic.objects import HASHER_VERSION, Profile, profile
 from nbelastic.store import BlobStore, Manifest, ManifestEntry, read_manifest
-from nbelastic.store.remote import RemoteBlobStore, is_url, open_store
+from nbelastic.store.remote import RemoteBlobStore, is_url
 from nbelastic.trust import is_trusted
 
 ProgressCallback = Callable[[str, int, int], None]
@@ -85,6 +86,7 @@ def open_checkpoint(
             f"nothing was fetched; review it with `nbelastic trust {notebook}`"
         )
     history = History.from_json(document["history"])
+    require_sidecar(notebook, document)
     store = open_store(document["store"], notebook)
     if not store.exists():
         raise RestoreError(

@@ -15,10 +15,11 @@ from nbelastic.checkpoints import CheckpointRecord, current_record
 from nbelastic.errors import NbelasticError
 from nbelastic.graph import PlannedHistory, from_checkpoint
 from nbelastic.history import History
+from nbelastic.locations import open_store
 from nbelastic.notebook import read_checkpoint, sidecar_dir
 from nbelastic.planner import format_bytes
 from nbelastic.store import BlobStore, read_manifest
-from nbelastic.store.remote import RemoteBlobStore, open_store
+from nbelastic.store.remote import RemoteBlobStore
 from nbelastic.tables import format_table
 
 _FATES = {"store": "stored", "replay": "replayed", "lost": "lost"}

@@ -18,9 +18,9 @@ from nbelastic.checkpoints import (
     list_checkpoints,
 )
 from nbelastic.errors import NoCheckpointError
+from nbelastic.locations import open_store, require_sidecar
 from nbelastic.notebook import checkpoint_of, read_notebook, sidecar_dir
 from nbelastic.planner import format_bytes
-from nbelastic.store.remote import open_store
 from nbelastic.tables import format_table
 
 
@@ -51,7 +51,9 @@ class LogEntry:
 def checkpoint_log(notebook: str | os.PathLike) -> list[LogEntry]:
     """The notebook's checkpoints, oldest first; NoCheckpointError if it has none."""
     notebook = Path(notebook)
-    current = current_record(sidecar_dir(notebook), checkpoint_of(read_notebook(notebook)))
+    document = checkpoint_of(read_notebook(notebook))
+    require_sidecar(notebook, document)
+    current = current_record(sidecar_dir(notebook), document)
     records = list_checkpoints(sidecar_dir(notebook))
     if not records:
         raise NoCheckpointError(
@@ -119,9 +121,9 @@ class CheckpointDiff:
 
 
 def checkpoint_diff(notebook: str | os.PathLike, before: str, after: str) -> CheckpointDiff:
-    """Compare the checkpoints ``before`` and ``after`` name (ids, numbers or ``latest``)."""
-    sidecar = sidecar_dir(notebook)
-    old, new = find_checkpoint(sidecar, before), find_checkpoint(sidecar, after)
+    """Compare the checkpoints ``before`` and ``after`` name (as ``find_checkpoint`` reads them)."""
+    read_notebook(notebook)  # no such notebook, or not one: say so, not "no checkpoint"
+    old, new = find_checkpoint(notebook, before), find_checkpoint(notebook, after)
     return CheckpointDiff(old, new, compare(old.document, new.document))
 
 

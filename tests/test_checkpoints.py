@@ -53,17 +53,14 @@ def test_going_back_to_an_older_state_is_a_new_checkpoint(notebook):
     record(notebook, {"x": 2})
     third = record(notebook, {"x": 1})
     assert third.startswith("3-")
-    assert (
-        find_checkpoint(sidecar_dir(notebook), "1").digest
-        == find_checkpoint(sidecar_dir(notebook), "3").digest
-    )
+    assert find_checkpoint(notebook, "1").digest == find_checkpoint(notebook, "3").digest
 
 
 def test_a_record_keeps_the_document_and_the_time_of_the_save(notebook):
     document = save_values(notebook, {"x": 1})
     moment = datetime(2024, 5, 1, 12, 30, tzinfo=timezone.utc)
     checkpoint_id = record_checkpoint(sidecar_dir(notebook), document, now=moment)
-    found = find_checkpoint(sidecar_dir(notebook), checkpoint_id)
+    found = find_checkpoint(notebook, checkpoint_id)
     assert found.document == document
     assert found.saved_at == "2024-05-01T12:30:00Z"
     assert found.id == f"1-{document_digest(document)[:12]}"
@@ -72,15 +69,15 @@ def test_a_record_keeps_the_document_and_the_time_of_the_save(notebook):
 @pytest.mark.parametrize("reference", ["2", "latest", "{digest}", "{id}"])
 def test_a_checkpoint_is_found_by_number_digest_prefix_id_or_latest(notebook, reference):
     record(notebook, {"x": 1})
-    wanted = find_checkpoint(sidecar_dir(notebook), record(notebook, {"x": 2}))
+    wanted = find_checkpoint(notebook, record(notebook, {"x": 2}))
     text = reference.format(digest=wanted.digest[:6], id=wanted.id)
-    assert find_checkpoint(sidecar_dir(notebook), text) == wanted
+    assert find_checkpoint(notebook, text) == wanted
 
 
 def test_an_unknown_checkpoint_is_one_line_that_says_how_to_list_them(notebook):
     record(notebook, {"x": 1})
     with pytest.raises(UnknownCheckpointError) as error:
-        find_checkpoint(sidecar_dir(notebook), "7")
+        find_checkpoint(notebook, "7")
     message = str(error.value)
     assert "\n" not in message and "no checkpoint '7'" in message and "nbelastic log" in message
 
@@ -163,7 +160,7 @@ def test_a_document_carrying_its_id_is_recorded_under_it(notebook):
     document = save_values(notebook, {"x": 1}, write=False)
     document["checkpoint"] = next_checkpoint_id(sidecar_dir(notebook), document)
     assert record_checkpoint(sidecar_dir(notebook), document) == document["checkpoint"]
-    assert find_checkpoint(sidecar_dir(notebook), "1").document == document
+    assert find_checkpoint(notebook, "1").document == document
 
 
 def test_the_id_and_signature_do_not_change_the_digest(notebook):

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 
 from nbelastic.history import History
-from nbelastic.locations import save_store
+from nbelastic.locations import open_store, save_store
 from nbelastic.notebook import write_checkpoint
 from nbelastic.store import BlobStore
-from nbelastic.store.remote import RemoteBlobStore, open_store, store_location
+from nbelastic.store.remote import RemoteBlobStore, store_location
 
 
 def test_a_store_directory_is_recorded_relative_to_the_notebook(tmp_path):

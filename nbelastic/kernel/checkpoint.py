@@ -289,7 +289,7 @@ def restore_checkpoint(
     if at is None:  # the cells are not read: spare the kernel nbformat (see read_checkpoint)
         document = read_checkpoint(notebook, whole_notebook=False)
     else:
-        document = find_checkpoint(sidecar_dir(notebook), at).document
+        document = find_checkpoint(notebook, at).document
     checkpoint = open_checkpoint(
         notebook, document, progress=progress, trust=trust, check_environment=False
     )

@@ -55,13 +55,6 @@ def is_url(location: str) -> bool:
     return "://" in location
 
 
-def open_store(location: str, notebook: str | os.PathLike) -> BlobStore | RemoteBlobStore:
-    """The store a checkpoint names: a URL, or a path relative to the notebook's directory."""
-    if is_url(location):
-        return RemoteBlobStore(location)
-    return BlobStore(Path(notebook).parent / location)
-
-
 def store_location(store: BlobStore | RemoteBlobStore, notebook: str | os.PathLike) -> str:
     """What a checkpoint records for ``store``: its URL, or its path relative to the notebook."""
     if isinstance(store, RemoteBlobStore):
