@@ -404,6 +404,9 @@ def status(notebook, as_json, graph_path) -> None:
         click.echo(render_svg(graph), nl=False)
         return
     click.echo(json.dumps(found.to_json(), indent=1) if as_json else found.table())
+    if not as_json:
+        for warning in found.warnings:
+            click.echo(f"nbelastic: warning: {warning}", err=True)
     if graph_path is not None and not as_json:
         click.echo(f"history graph drawn to {graph_path}")
 

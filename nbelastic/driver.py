@@ -152,9 +152,7 @@ class Kernel:
                 return receive(timeout=_POLL_SECONDS)
             except queue.Empty:
                 if not self.manager.is_alive():
-                    raise KernelDiedError(
-                        "the kernel died while running code (killed, crashed or out of memory)"
-                    ) from None
+                    raise _kernel_died() from None
                 if deadline is not None and time.monotonic() > deadline:
                     raise NbelasticError(f"the kernel did not answer within {timeout} s") from None
 
@@ -180,6 +178,52 @@ class Kernel:
                 return payload["result"]
         detail = outcome.error or outcome.stderr.strip().splitlines()[-1:] or "no answer"
         raise NbelasticError(f"the kernel could not {operation}: {detail}")
+
+
+@contextmanager
+def notebook_cells(
+    kernel: Kernel, nb: nbformat.NotebookNode
+) -> Iterator[Callable[[nbformat.NotebookNode], CellResult]]:
+    """A function that runs one code cell of ``nb`` in ``kernel`` and gives it its outputs and
+    execution count, handled as Jupyter handles them (by nbclient, as ``jupyter nbconvert
+    --execute``): ``clear_output(wait=True)`` clears at the next output, ``update_display_data``
+    replaces the display it names in any cell, and the frames a progress bar draws with ``\r``
+    collapse into its last one, so a progress bar leaves its last frame, not every frame."""
+    from jupyter_client.asynchronous import AsyncKernelClient
+    from nbclient import NotebookClient
+    from nbclient.exceptions import DeadKernelError
+
+    connection = AsyncKernelClient()  # nbclient's own kind of client, on the same kernel
+    connection.load_connection_info(kernel.manager.get_connection_info())
+    connection.start_channels()
+    client = NotebookClient(
+        nb,
+        km=kernel.manager,
+        allow_errors=True,
+        coalesce_streams=True,
+        record_timing=False,
+        timeout=None,
+    )
+    client.kc = connection
+
+    def run(cell: nbformat.NotebookNode) -> CellResult:
+        index = next(i for i, candidate in enumerate(nb.cells) if candidate is cell)
+        try:
+            client.execute_cell(cell, index)
+        except DeadKernelError:
+            raise _kernel_died() from None
+        errors = [output for output in cell.outputs if output.output_type == "error"]
+        error = f"{errors[-1].ename}: {errors[-1].evalue}" if errors else None
+        return CellResult(cell.outputs, error, cell.execution_count)
+
+    try:
+        yield run
+    finally:
+        connection.stop_channels()
+
+
+def _kernel_died() -> KernelDiedError:
+    return KernelDiedError("the kernel died while running code (killed, crashed or out of memory)")
 
 
 def _append_output(outputs: list, output: dict) -> None:

@@ -27,7 +27,13 @@ from pathlib import Path
 
 import nbformat
 
-from nbelastic.driver import Kernel, KernelDiedError, load_extension, notebook_kernel
+from nbelastic.driver import (
+    Kernel,
+    KernelDiedError,
+    load_extension,
+    notebook_cells,
+    notebook_kernel,
+)
 from nbelastic.errors import NbelasticError, StoreWriteError
 from nbelastic.lock import notebook_lock
 from nbelastic.notebook import read_notebook, sidecar_dir, write_notebook
@@ -104,7 +110,7 @@ def run(
     started = time.perf_counter()
     failed_cell = error = None
     done = start
-    with notebook_kernel(target) as kernel:
+    with notebook_kernel(target) as kernel, notebook_cells(kernel, notebook) as run_cell:
         load_extension(kernel)
         if state is not None:
             echo(f"restoring checkpoint {state.checkpoint} ({start} cells run) ...")
@@ -113,13 +119,12 @@ def run(
         for number, cell in enumerate(cells[start:], start=start + 1):
             cell_started = time.perf_counter()
             try:
-                result = kernel.execute(cell.source)
+                result = run_cell(cell)
             except KernelDiedError as died:
                 raise KernelDiedError(
                     f"{died} in cell {number}: "
                     + _resume_hint(source, target, done, checkpoint_every is not None)
                 ) from None
-            cell.outputs, cell.execution_count = result.outputs, result.execution_count
             echo(
                 f"cell {number}/{len(cells)} ran in {time.perf_counter() - cell_started:.2f} s"
                 + (f": {result.error}" if result.error else "")

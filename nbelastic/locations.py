@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 from contextlib import suppress
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 from nbelastic.errors import BlobMissingError, NbelasticError
 from nbelastic.notebook import read_checkpoint, sidecar_dir
@@ -27,6 +28,7 @@ def save_store(
 ) -> BlobStore | RemoteBlobStore:
     """The store a save of ``notebook`` writes to, given the ``--store`` the user asked for."""
     if requested:
+        requested = _local_path(requested)
         return RemoteBlobStore(requested) if is_url(requested) else BlobStore(Path(requested))
     recorded = None
     with suppress(NbelasticError):
@@ -34,6 +36,19 @@ def save_store(
     if recorded is not None and is_url(recorded):
         return RemoteBlobStore(recorded)
     return BlobStore(sidecar_dir(notebook))
+
+
+def _local_path(location: str) -> str:
+    """A ``file://`` URL as the directory it names, which the sidecar's own code writes to (and
+    the checkpoint records relative to the notebook, as for ``--store DIR``); else unchanged.
+
+    >>> _local_path("file:///data/state"), _local_path("s3://bucket/state")
+    ('/data/state', 's3://bucket/state')
+    """
+    parts = urlsplit(location)
+    if parts.scheme != "file" or parts.netloc not in ("", "localhost"):
+        return location
+    return unquote(parts.path)
 
 
 def open_store(location: str, notebook: str | os.PathLike) -> BlobStore | RemoteBlobStore:

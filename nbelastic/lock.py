@@ -6,28 +6,32 @@ two saves writing the same blob write the same bytes. The rest must come from on
 ``manifest.txt`` could describe one save while the notebook holds another. Two saves racing on
 one notebook therefore take turns for that last step, and the last one to take it wins whole.
 
-The lock is an OS file lock (``flock`` through ``filelock``), which the kernel releases when the
-holder dies, even by ``kill -9``: a crashed save never blocks the next one. Its file sits next
-to the notebook as ``.NB.ipynb.nbelastic-lock``, hidden like an editor's lock file; it is
-empty and may be deleted whenever no save runs.
+The lock is an OS file lock (``flock``) on ``.NB.ipynb.nbelastic-lock`` next to the notebook,
+which the kernel releases when the holder dies, even by ``kill -9``: a crashed save never
+blocks the next one. The holder deletes the file before it lets go, so no file stays next to
+the notebook after a save. A waiter may meanwhile have locked the deleted file; it sees that
+the name no longer leads to the file it holds, and takes the lock again on the new file, so two
+savers never both hold it. Only a killed save leaves the empty file behind; the next save
+removes it.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
+import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
-
-import filelock
 
 from nbelastic.errors import StoreWriteError
 
 TIMEOUT_SECONDS = 120.0
+_POLL_SECONDS = 0.05
 
 
 def lock_path(notebook: str | os.PathLike) -> Path:
-    """Where the lock file of ``notebook`` lives.
+    """Where the lock file of ``notebook`` lives while a save holds it.
 
     >>> lock_path("work/nb.ipynb").as_posix()
     'work/.nb.ipynb.nbelastic-lock'
@@ -42,20 +46,46 @@ def notebook_lock(
 ) -> Iterator[None]:
     """Hold ``notebook``'s write lock for the body; StoreWriteError if it cannot be had."""
     path = lock_path(Path(notebook).resolve())
-    lock = filelock.FileLock(path, timeout=timeout)
-    try:
-        lock.acquire()
-    except filelock.Timeout:
-        raise StoreWriteError(
-            f"another save of {notebook} has held its lock {path} for over {timeout:.0f} s: "
-            "wait for it to finish, or stop it, then save again"
-        ) from None
-    except OSError as error:
-        raise StoreWriteError(
-            f"cannot create the lock file {path} ({error.strerror or error}): "
-            "fix the permissions of the notebook's directory and save again"
-        ) from None
+    descriptor = _acquire(path, notebook, timeout)
     try:
         yield
     finally:
-        lock.release()
+        with suppress(OSError):
+            path.unlink()  # while still held: see the module docstring
+        os.close(descriptor)
+
+
+def _acquire(path: Path, notebook: str | os.PathLike, timeout: float) -> int:
+    """A descriptor of ``path`` locked by this process, the file still under that name."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as error:
+            raise StoreWriteError(
+                f"cannot create the lock file {path} ({error.strerror or error}): "
+                "fix the permissions of the notebook's directory and save again"
+            ) from None
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(descriptor)
+            if time.monotonic() >= deadline:
+                raise StoreWriteError(
+                    f"another save of {notebook} has held its lock {path} for over "
+                    f"{timeout:.0f} s: wait for it to finish, or stop it, then save again"
+                ) from None
+            time.sleep(_POLL_SECONDS)
+            continue
+        if _still_named(descriptor, path):
+            return descriptor
+        os.close(descriptor)  # its holder deleted it while this one waited: lock the new file
+
+
+def _still_named(descriptor: int, path: Path) -> bool:
+    try:
+        named = path.stat()
+    except FileNotFoundError:
+        return False
+    held = os.fstat(descriptor)
+    return (named.st_dev, named.st_ino) == (held.st_dev, held.st_ino)

@@ -15,10 +15,11 @@ from nbelastic.checkpoints import CheckpointRecord, current_record
 from nbelastic.errors import NbelasticError
 from nbelastic.graph import PlannedHistory, from_checkpoint
 from nbelastic.history import History
-from nbelastic.locations import open_store
+from nbelastic.locations import open_store, require_sidecar
 from nbelastic.notebook import read_checkpoint, sidecar_dir
 from nbelastic.planner import format_bytes
 from nbelastic.store import BlobStore, read_manifest
+from nbelastic.store.blobs import short
 from nbelastic.store.remote import RemoteBlobStore
 from nbelastic.tables import format_table
 
@@ -46,6 +47,7 @@ class SavedStatus:
     variables: list[VariableStatus]
     replay: list[int]
     restore_seconds: float
+    warnings: list[str]  # what a restore could not load as planned, and what it would do
 
     def to_json(self) -> dict:
         return {
@@ -55,6 +57,7 @@ class SavedStatus:
             "variables": [v.__dict__ for v in self.variables],
             "replay_cells": self.replay,
             "estimated_restore_seconds": round(self.restore_seconds, 4),
+            "warnings": self.warnings,
         }
 
     def table(self) -> str:
@@ -87,6 +90,7 @@ def saved_status(notebook: str | os.PathLike) -> SavedStatus:
     replay = set(plan["replay"])
     store = open_store(document["store"], notebook)
     payload = _payload_sizes(document, store)
+    warnings = _restore_warnings(notebook, document, history, store)
     rows = []
     for name, info in sorted(document["variables"].items()):
         if info["action"] == "store":
@@ -106,6 +110,7 @@ def saved_status(notebook: str | os.PathLike) -> SavedStatus:
         rows,
         list(plan["replay"]),
         plan["restore_seconds"],
+        warnings,
     )
 
 
@@ -123,3 +128,32 @@ def _payload_sizes(document: dict, store: BlobStore | RemoteBlobStore) -> dict[s
     except NbelasticError:
         return {}
     return {name: entry.size for entry in manifest.entries for name in entry.names}
+
+
+def _restore_warnings(
+    notebook: Path, document: dict, history: History, store: BlobStore | RemoteBlobStore
+) -> list[str]:
+    """What would keep a restore from loading a stored variable (a missing sidecar, manifest
+    or blob) and what the restore does instead, as ``verify`` would find it; nothing for a
+    remote store, which status does not contact beyond the manifest."""
+    from nbelastic.restore_plan import plan_load
+
+    if isinstance(store, RemoteBlobStore):
+        return []
+    try:
+        require_sidecar(notebook, document)
+        manifest = read_manifest(store, document["manifest"])
+    except NbelasticError as error:
+        return [f"a restore would fail: {error}"]
+    damaged = {
+        entry: f"its blob {short(entry.key)} is missing"
+        for entry in manifest.entries
+        if not store.has(entry.key)
+    }
+    if not damaged:
+        return []
+    plan = plan_load(history, manifest, document["plan"]["replay"], document["variables"], damaged)
+    warnings = [f"{name} is stored, but {why} at restore" for name, why in plan.rebuilt.items()]
+    lost = plan.not_loaded.items()
+    warnings += [f"{name} is stored, but {why}: a restore cannot load it" for name, why in lost]
+    return warnings
