@@ -65,7 +65,7 @@ def _confirm(question: str) -> bool:
     try:
         return click.confirm(question)
     except click.Abort:
-        click.echo(err=True)
+        click.echo()  # ends the question's line
         _fail(
             NbelasticError(
                 "nothing signed: no answer came on standard input; to sign without being "
@@ -309,8 +309,9 @@ def _verify_summary(
 @click.option(
     "--sidecar",
     is_flag=True,
-    help="Also drop the checkpoint from the sidecar's history and delete the blobs no other "
-    "checkpoint uses (the whole sidecar when none is left).",
+    help="Also drop the checkpoint from the sidecar's history (of a notebook stripped before, "
+    "the whole history) and delete the blobs no other checkpoint uses (the whole sidecar when "
+    "none is left).",
 )
 @click.option(
     "--stdin",
@@ -406,7 +407,7 @@ def status(notebook, as_json, graph_path) -> None:
     click.echo(json.dumps(found.to_json(), indent=1) if as_json else found.table())
     if not as_json:
         for warning in found.warnings:
-            click.echo(f"nbelastic: warning: {warning}", err=True)
+            click.echo(f"nbelastic: {warning}", err=True)
     if graph_path is not None and not as_json:
         click.echo(f"history graph drawn to {graph_path}")
 
@@ -472,7 +473,8 @@ def log(notebook, as_json) -> None:
 def diff(notebook, before, after, as_json) -> None:
     """Show the variables added, changed and removed from checkpoint A to checkpoint B.
 
-    A and B are ids, numbers or digest prefixes from `nbelastic log`, or `latest`.
+    A and B are ids as `nbelastic log` prints them or their start (2-bc77), numbers, digest
+    prefixes, or `latest`.
     """
     from nbelastic.timeline import checkpoint_diff, format_diff
 

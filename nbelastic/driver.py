@@ -24,6 +24,8 @@ from jupyter_client.manager import KernelManager
 
 from nbelastic.checkpoints import find_checkpoint
 from nbelastic.errors import NbelasticError
+from nbelastic.locations import require_sidecar
+from nbelastic.notebook import checkpoint_of, read_notebook
 from nbelastic.rebuild import open_checkpoint
 
 RESULT_MARKER = "NBELASTIC-RESULT "
@@ -257,6 +259,8 @@ def restore_notebook(
     """Restore ``notebook``'s checkpoint (or the earlier one ``at`` names) in a brand-new
     kernel; the kernel's restore report. ``trust`` loads it even if this user did not sign it."""
     # a clear error before any kernel starts
+    if at is not None:
+        require_sidecar(notebook, checkpoint_of(read_notebook(notebook)))
     document = None if at is None else find_checkpoint(notebook, at).document
     # blobs and environment: in the kernel
     open_checkpoint(notebook, document, check_blobs=False, trust=trust, check_environment=False)

@@ -8,7 +8,7 @@ cells the restore replays for it. Nothing is decoded, so this is safe on untrust
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from nbelastic.checkpoints import CheckpointRecord, current_record
@@ -47,7 +47,8 @@ class SavedStatus:
     variables: list[VariableStatus]
     replay: list[int]
     restore_seconds: float
-    warnings: list[str]  # what a restore could not load as planned, and what it would do
+    # what would keep a restore from loading a stored variable, and what it does instead
+    warnings: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict:
         return {
@@ -90,7 +91,6 @@ def saved_status(notebook: str | os.PathLike) -> SavedStatus:
     replay = set(plan["replay"])
     store = open_store(document["store"], notebook)
     payload = _payload_sizes(document, store)
-    warnings = _restore_warnings(notebook, document, history, store)
     rows = []
     for name, info in sorted(document["variables"].items()):
         if info["action"] == "store":
@@ -104,14 +104,15 @@ def saved_status(notebook: str | os.PathLike) -> SavedStatus:
                 name, info["type"], info["size"], _FATES[info["action"]], cost, info["why"]
             )
         )
-    return SavedStatus(
+    found = SavedStatus(
         notebook,
         current_record(sidecar_dir(notebook), document),
         rows,
         list(plan["replay"]),
         plan["restore_seconds"],
-        warnings,
     )
+    _warn_of_missing_state(found, document, history, store)
+    return found
 
 
 def saved_graph(notebook: str | os.PathLike) -> PlannedHistory:
@@ -130,30 +131,29 @@ def _payload_sizes(document: dict, store: BlobStore | RemoteBlobStore) -> dict[s
     return {name: entry.size for entry in manifest.entries for name in entry.names}
 
 
-def _restore_warnings(
-    notebook: Path, document: dict, history: History, store: BlobStore | RemoteBlobStore
-) -> list[str]:
-    """What would keep a restore from loading a stored variable (a missing sidecar, manifest
-    or blob) and what the restore does instead, as ``verify`` would find it; nothing for a
-    remote store, which status does not contact beyond the manifest."""
+def _warn_of_missing_state(
+    found: SavedStatus, document: dict, history: History, store: BlobStore | RemoteBlobStore
+) -> None:
+    """Add to ``found`` what would keep a restore from loading a stored variable (a missing
+    sidecar, manifest or blob) and what the restore does instead, as ``verify`` would find it;
+    nothing for a remote store, which status does not contact beyond the manifest."""
     from nbelastic.restore_plan import plan_load
 
     if isinstance(store, RemoteBlobStore):
-        return []
+        return
     try:
-        require_sidecar(notebook, document)
+        require_sidecar(found.notebook, document)
         manifest = read_manifest(store, document["manifest"])
     except NbelasticError as error:
-        return [f"a restore would fail: {error}"]
+        found.warnings.append(f"a restore would fail: {error}")
+        return
     damaged = {
         entry: f"its blob {short(entry.key)} is missing"
         for entry in manifest.entries
         if not store.has(entry.key)
     }
-    if not damaged:
-        return []
     plan = plan_load(history, manifest, document["plan"]["replay"], document["variables"], damaged)
-    warnings = [f"{name} is stored, but {why} at restore" for name, why in plan.rebuilt.items()]
-    lost = plan.not_loaded.items()
-    warnings += [f"{name} is stored, but {why}: a restore cannot load it" for name, why in lost]
-    return warnings
+    for name, why in plan.rebuilt.items():
+        found.warnings.append(f"{name} is stored, but {why} at restore")
+    for name, why in plan.not_loaded.items():
+        found.warnings.append(f"{name} is stored, but {why}: a restore cannot load it")
