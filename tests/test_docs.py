@@ -116,6 +116,17 @@ def test_ci_runs_the_readme_test_command_only_quieter():
     assert ci[-1].replace("pip install --quiet ", "pip install ") == command
 
 
+def test_ci_runs_the_readme_quick_start_with_the_pip_a_new_venv_has():
+    quick_start = next(
+        block.text.strip()
+        for block in doc_blocks.blocks(README)
+        if block.language == "bash" and "fixtures/demo.ipynb" in block.text
+    )
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert f"{quick_start.replace('pip install ', 'pip install --quiet ')} || exit 1\n" in ci
+    assert "upgrade pip" not in ci and "install --upgrade" not in ci
+
+
 @pytest.fixture(scope="session")
 def demo_run(tmp_path_factory) -> Path:
     """fixtures/demo.ipynb run and saved as demo.ipynb, as Getting started does."""
