@@ -286,7 +286,7 @@ def _why_not_rebuildable(
     if any(by_id[cell].code == UNMONITORED_CODE for cell in blocked):
         return "changed outside the monitored cells, cannot be replayed"
     if blocked:
-        return f"{_cells(blocked)} cannot be replayed"
+        return f"{_cells(blocked)} cannot be replayed{why_blocked(by_id[c] for c in blocked)}"
     missing = sorted(
         {
             snapshot.name
@@ -403,6 +403,16 @@ def _cells(ids: Iterable[int]) -> str:
     if not ids:
         return "no cell"
     return f"cell{'s' if len(ids) > 1 else ''} {', '.join(map(str, ids))}"
+
+
+def why_blocked(executions: Iterable[Execution]) -> str:
+    """`` (cell 3: it reads the clock)``: what stops the cells that say it from being replayed.
+
+    >>> why_blocked([Execution(3, "t = time.time()", 0.0, why_not_replayable="it reads the clock")])
+    ' (cell 3: it reads the clock)'
+    """
+    reasons = [f"cell {e.id}: {e.why_not_replayable}" for e in executions if e.why_not_replayable]
+    return f" ({'; '.join(reasons)})" if reasons else ""
 
 
 def _seconds(seconds: float) -> str:
