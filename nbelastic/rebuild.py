@@ -294,8 +294,50 @@ async def rebuild(
     for name in set(namespace) - names_before - set(variables):
         del namespace[name]
     _verify(report, variables, namespace)
+    _bind_stored_copies_again(report, variables, namespace, decoded, load_group)
+    _name_the_cells(report, history, variables)
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _bind_stored_copies_again(
+    report: RestoreReport,
+    variables: Mapping[str, Mapping],
+    namespace: MutableMapping[str, object],
+    decoded: Mapping[ManifestEntry, Mapping[str, object] | None],
+    load_group: Callable[[ManifestEntry], Mapping[str, object]],
+) -> None:
+    """A stored variable that differs at the end was changed by a cell replayed after it was
+    bound: its stored copy is decoded and bound again (its whole group, to keep identities),
+    rather than leaving a value other than the saved one in its place."""
+    changed = [
+        e for e, values in decoded.items() if values and set(e.names) & report.mismatched.keys()
+    ]
+    for entry in changed:
+        values = _load(load_group, entry, report)
+        if values is None:
+            continue
+        for name in entry.names:
+            namespace[name] = values[name]
+            report.mismatched.pop(name, None)
+            if name in report.verified:
+                report.verified.remove(name)
+        _verify(report, {n: variables[n] for n in entry.names}, namespace)
+        for name in entry.names:
+            if name in report.verified:
+                report.warnings.append(
+                    f"{name} was changed by a replayed cell after it was loaded: its stored "
+                    "copy is bound again"
+                )
+
+
+def _name_the_cells(report: RestoreReport, history: History, variables: Mapping) -> None:
+    """Say which cell made each variable that came out differently from a replay."""
+    for name, why in list(report.mismatched.items()):
+        snapshot = history.active.get(name)
+        if variables[name]["action"] == "replay" and snapshot is not None:
+            cell = history.writer(snapshot).id
+            report.mismatched[name] = f"{why}, after replaying cell {cell}"
 
 
 def _load(

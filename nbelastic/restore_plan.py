@@ -179,7 +179,7 @@ def _rebuild_cells(
     if any(execution.code == UNMONITORED_CODE for execution in blocked):
         return cells, "it changed outside the monitored cells"
     if blocked:
-        return cells, f"{_cells(e.id for e in blocked)} cannot be replayed{why_blocked(blocked)}"
+        return cells, why_blocked(blocked)
     missing = sorted(
         {
             snapshot.name
