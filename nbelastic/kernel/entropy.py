@@ -9,8 +9,8 @@ recorder runs only when code asks the OS for entropy.
 
 Only draws made on the main thread by code outside the kernel's machinery count: a message id
 that the kernel draws to send a display (jupyter_client, ipykernel, zmq) is not the cell's work,
-and a replay, whose outputs are captured, would not draw it again; draws made on other threads
-come in no reproducible order. A replay that asks for other sizes than were recorded gets fresh
+and a replay, whose outputs are captured, would not draw it again; nor is a draw a module makes
+while it is imported; draws made on other threads come in no reproducible order. A replay that asks for other sizes than were recorded gets fresh
 entropy from then on, and the restore's verification reports what came out differently.
 """
 
@@ -23,8 +23,12 @@ import threading
 from collections import deque
 from collections.abc import Callable, Iterable
 
-# Packages whose draws belong to the kernel or to nbelastic, not to the cell.
-_MACHINERY = frozenset({"jupyter_client", "ipykernel", "zmq", "tornado", "comm", "nbelastic"})
+# Draws that are not the cell's: the kernel's, nbelastic's, and those a module makes as it is
+# imported (numpy.random seeds its global generator, which nbelastic.kernel.rng catches), which a
+# replay in a kernel that imported it already would not make again.
+_NOT_THE_CELLS = frozenset(
+    {"jupyter_client", "ipykernel", "zmq", "tornado", "comm", "nbelastic", "importlib"}
+)
 
 
 class EntropyTape:
@@ -97,7 +101,7 @@ def _cells_own_draw() -> bool:
         module = frame.f_globals.get("__name__") or ""
         if module == "__main__":
             return True
-        if module.partition(".")[0] in _MACHINERY:
+        if module.partition(".")[0] in _NOT_THE_CELLS:
             return False
         frame = frame.f_back
     return True
