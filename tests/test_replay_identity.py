@@ -23,7 +23,10 @@ from nbelastic.driver import Kernel
 
 pytestmark = pytest.mark.kernel
 
-SETUP = "import asyncio, datetime, os, random, secrets, time, uuid\nimport numpy as np"
+# numpy.random is loaded at once: until it is, numpy's global generator has no state to keep.
+SETUP = (
+    "import asyncio, datetime, os, random, secrets, time, uuid\nimport numpy as np, numpy.random"
+)
 # A slow store: loading anything costs more than replaying it, so the plan replays every cell
 # it may, and the replays are what is compared.
 SLOW_STORE = 10.0
