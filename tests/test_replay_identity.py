@@ -270,3 +270,31 @@ def test_a_stored_value_a_replay_changed_is_bound_again_from_its_copy(tmp_path, 
     assert report["ok"], report
     assert after == before
     assert any(w.startswith("data was changed by a replayed cell") for w in report["warnings"])
+
+
+@pytest.fixture(scope="module")
+def awaiting_notebook(tmp_path_factory) -> Path:
+    directory = tmp_path_factory.mktemp("await")
+    notebook = directory / "await.ipynb"
+    with Kernel(cwd=directory) as kernel:
+        for code in ["%load_ext nbelastic", "import asyncio", "r = await asyncio.sleep(0, 5)"]:
+            assert kernel.execute(code).error is None, code
+        kernel.call("save", {"notebook": str(notebook), "plan": "recompute-all"})
+    return notebook
+
+
+def test_the_restore_magic_replays_cells_that_await(awaiting_notebook):
+    with Kernel(cwd=awaiting_notebook.parent) as kernel:
+        assert kernel.execute("%load_ext nbelastic").error is None
+        result = kernel.execute(f"%nbelastic restore {awaiting_notebook}\nprint(r)")
+        assert result.error is None and not result.stderr, result
+        assert result.stdout.endswith("verified 2/2\n5\n"), result.stdout
+
+
+def test_a_restore_not_awaited_says_how_to_replay_a_cell_that_awaits(awaiting_notebook):
+    with Kernel(cwd=awaiting_notebook.parent) as kernel:
+        report = evaluate(
+            kernel, f"__import__('nbelastic').restore({str(awaiting_notebook)!r}).to_json()"
+        )
+    [why] = report["failed_cells"].values()
+    assert "uses top-level await" in why and "%nbelastic restore" in why

@@ -362,7 +362,7 @@ def _cell_runner(
 
     async def run(execution: Execution) -> str | None:
         code = execution.code
-        if not awaited and shell.should_run_async(code) and _loop_is_running():
+        if not awaited and _loop_is_running() and _awaits(shell, code):
             return NOT_AWAITED
         state = rng_states.get(execution.id)
         if state is not None:
@@ -398,6 +398,15 @@ async def _run_cell_async(shell, code: str):
         )
     finally:
         shell.events.trigger("post_execute")
+
+
+def _awaits(shell, code: str) -> bool:
+    """Whether IPython would run ``code`` as a coroutine (it has top-level ``await``)."""
+    try:
+        transformed = shell.transform_cell(code)
+    except Exception:  # noqa: BLE001 - run_cell reports it as the cell's error
+        return False
+    return shell.should_run_async(code, transformed_cell=transformed, preprocessing_exc_tuple=None)
 
 
 def _loop_is_running() -> bool:

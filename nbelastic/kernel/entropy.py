@@ -10,8 +10,9 @@ recorder runs only when code asks the OS for entropy.
 Only draws made on the main thread by code outside the kernel's machinery count: a message id
 that the kernel draws to send a display (jupyter_client, ipykernel, zmq) is not the cell's work,
 and a replay, whose outputs are captured, would not draw it again; nor is a draw a module makes
-while it is imported; draws made on other threads come in no reproducible order. A replay that asks for other sizes than were recorded gets fresh
-entropy from then on, and the restore's verification reports what came out differently.
+while it is imported; draws made on other threads come in no reproducible order. A replay that
+asks for other sizes than were recorded gets fresh entropy from then on, and the restore's
+verification reports what came out differently.
 """
 
 from __future__ import annotations
