@@ -35,3 +35,11 @@ def restore(notebook=None, **options):
     from nbelastic.kernel import restore as restore_in_kernel
 
     return restore_in_kernel(notebook, **options)
+
+
+async def restore_async(notebook=None, **options):
+    """``await nbelastic.restore_async()``: ``restore`` in the kernel's running loop, where cells
+    with top-level ``await`` replay too; see ``nbelastic.kernel.restore_async``."""
+    from nbelastic.kernel import restore_async as restore_in_loop
+
+    return await restore_in_loop(notebook, **options)

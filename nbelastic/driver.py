@@ -161,9 +161,9 @@ class Kernel:
     def call(
         self, operation: str, arguments: dict, on_stderr: Callable[[str], None] | None = None
     ) -> dict:
-        """Run ``nbelastic.kernel.remote`` silently; its result, or NbelasticError as sent."""
+        """Await ``nbelastic.kernel.remote`` silently; its result, or NbelasticError as sent."""
         code = (
-            "__import__('nbelastic.kernel', fromlist=['remote'])"
+            "await __import__('nbelastic.kernel', fromlist=['remote'])"
             f".remote({operation!r}, {arguments!r})"
         )
 

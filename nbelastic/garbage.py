@@ -115,6 +115,8 @@ def referenced_keys(documents: list[dict], store: BlobStore) -> set[str]:
         keys.add(manifest_key)
         keys.update(entry.key for entry in manifest.entries)
         keys.update(e["rng"] for e in executions if e.get("rng"))
+        if document.get("rng"):
+            keys.add(document["rng"])
     return keys
 
 

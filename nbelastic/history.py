@@ -67,9 +67,10 @@ class Execution:
     raised: bool = False
     replayable: bool = True
     rng: str | None = None  # blob key of the RNG state before the run, if it drew random numbers
+    why_not_replayable: str = ""  # for a cell that cannot be replayed, e.g. "it reads the clock"
 
     def to_json(self) -> dict:
-        return {
+        data = {
             "id": self.id,
             "code": self.code,
             "runtime": round(self.runtime, 6),
@@ -80,6 +81,9 @@ class Execution:
             "replayable": self.replayable,
             "rng": self.rng,
         }
+        if self.why_not_replayable:
+            data["why_not_replayable"] = self.why_not_replayable
+        return data
 
     @classmethod
     def from_json(cls, data: Mapping) -> Execution:
@@ -93,6 +97,7 @@ class Execution:
             raised=bool(data["raised"]),
             replayable=bool(data["replayable"]),
             rng=data.get("rng"),
+            why_not_replayable=str(data.get("why_not_replayable", "")),
         )
 
 
@@ -117,12 +122,14 @@ class History:
         raised: bool = False,
         replayable: bool = True,
         rng: str | None = None,
+        why_not_replayable: str = "",
     ) -> Execution:
         """Append one execution. Names are resolved to snapshots here.
 
         ``reads`` are names the cell (or a function it called) looked up; names that did not
         exist before the cell are ignored. ``writes`` are names created, reassigned or modified
-        in place; each gets a new version. ``deletes`` are names that no longer exist.
+        in place; each gets a new version. ``deletes`` are names that no longer exist. A
+        ``why_not_replayable`` reason makes the execution not replayable.
 
         >>> h = History()
         >>> e = h.record("lst = []", 0.0, writes=["lst"])
@@ -149,8 +156,9 @@ class History:
             writes=tuple(written),
             deletes=deleted,
             raised=raised,
-            replayable=replayable,
+            replayable=replayable and not why_not_replayable,
             rng=rng,
+            why_not_replayable=why_not_replayable,
         )
         self._append(execution)
         return execution

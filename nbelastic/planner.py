@@ -286,7 +286,7 @@ def _why_not_rebuildable(
     if any(by_id[cell].code == UNMONITORED_CODE for cell in blocked):
         return "changed outside the monitored cells, cannot be replayed"
     if blocked:
-        return f"{_cells(blocked)} cannot be replayed"
+        return why_blocked([by_id[cell] for cell in blocked])
     missing = sorted(
         {
             snapshot.name
@@ -403,6 +403,22 @@ def _cells(ids: Iterable[int]) -> str:
     if not ids:
         return "no cell"
     return f"cell{'s' if len(ids) > 1 else ''} {', '.join(map(str, ids))}"
+
+
+def why_blocked(executions: Sequence[Execution]) -> str:
+    """That these executions cannot be replayed, and why, where they say it.
+
+    >>> clock = Execution(3, "t = time.time()", 0.0, why_not_replayable="it reads the clock")
+    >>> why_blocked([clock])
+    'cell 3 cannot be replayed: it reads the clock'
+    >>> why_blocked([clock, Execution(5, "x = 1", 0.0, replayable=False)])
+    'cells 3, 5 cannot be replayed (cell 3: it reads the clock)'
+    """
+    blocked = _cells(e.id for e in executions)
+    reasons = [f"cell {e.id}: {e.why_not_replayable}" for e in executions if e.why_not_replayable]
+    if len(executions) == 1 and reasons:
+        return f"{blocked} cannot be replayed: {executions[0].why_not_replayable}"
+    return f"{blocked} cannot be replayed" + (f" ({'; '.join(reasons)})" if reasons else "")
 
 
 def _seconds(seconds: float) -> str:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Callable, Mapping, MutableMapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,7 +34,8 @@ class Checkpoint:
     """A checkpoint read back and checked, with what is damaged in it and whether it is trusted.
 
     ``damaged`` maps each group whose blob is missing or corrupt to the problem; ``warnings``
-    are lines for people (a changed environment, a lost random state).
+    are lines for people (a changed environment, a lost random state). ``rng_at_save`` is the
+    global generators' state when it was saved, where a restore leaves them.
     """
 
     notebook: Path
@@ -46,6 +47,7 @@ class Checkpoint:
     trusted: bool = False
     damaged: dict[ManifestEntry, str] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    rng_at_save: dict | None = None
 
 
 def open_checkpoint(
@@ -109,6 +111,7 @@ def open_checkpoint(
     if check_blobs:
         if isinstance(store, RemoteBlobStore):
             rng = [e.rng for e in history.executions if e.rng is not None]
+            rng += [document["rng"]] if document.get("rng") else []
             store.prefetch([*(e.key for e in manifest.entries), *rng], progress)
         problems = store.check_many(entry.key for entry in manifest.entries)
         for entry in manifest.entries:
@@ -123,6 +126,14 @@ def open_checkpoint(
             checkpoint.warnings.append(
                 f"the random state before cell {execution.id} is missing or damaged: "
                 "its random draws may come out differently"
+            )
+    if document.get("rng"):
+        try:
+            checkpoint.rng_at_save = json.loads(store.get(document["rng"])[1])
+        except (NbelasticError, ValueError):
+            checkpoint.warnings.append(
+                "the random generators' state at save is missing or damaged: the next random "
+                "draws will not be the ones the saved kernel would have made"
             )
     return checkpoint
 
@@ -221,21 +232,23 @@ class RestoreReport:
         }
 
 
-def rebuild(
+async def rebuild(
     history: History,
     entries: Sequence[ManifestEntry],
     replay: Sequence[int],
     variables: Mapping[str, Mapping],
     *,
     load_group: Callable[[ManifestEntry], Mapping[str, object]],
-    run_execution: Callable[[Execution], str | None],
+    run_execution: Callable[[Execution], Awaitable[str | None]],
     namespace: MutableMapping[str, object],
     progress: ProgressCallback | None = None,
     not_loaded: Mapping[str, str] | None = None,
 ) -> RestoreReport:
     """Replay ``replay`` and bind the stored ``entries`` into ``namespace``, then verify.
 
-    ``run_execution`` runs one cell and returns the error text if it raised, else None.
+    ``run_execution`` runs one cell and returns the error text if it raised, else None; it
+    is awaited, so that a cell with top-level ``await`` replays in the caller's running loop,
+    in its place among the others (a caller without a loop drives this to its end at once).
     ``variables`` is the checkpoint's variable table (``hash`` and ``action`` per name).
     ``not_loaded`` names the variables left out on purpose, and why; a group that
     ``load_group`` fails to load (an NbelasticError) joins them, and the rest goes on.
@@ -262,7 +275,7 @@ def rebuild(
     for step in steps:
         if step in replay:
             execution = history.execution(step)
-            error = run_execution(execution)
+            error = await run_execution(execution)
             if error is not None and not execution.raised:
                 report.failed_cells[step] = error
             report.replayed.append(step)
@@ -283,8 +296,50 @@ def rebuild(
     for name in set(namespace) - names_before - set(variables):
         del namespace[name]
     _verify(report, variables, namespace)
+    _bind_stored_copies_again(report, variables, namespace, decoded, load_group)
+    _name_the_cells(report, history, variables)
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _bind_stored_copies_again(
+    report: RestoreReport,
+    variables: Mapping[str, Mapping],
+    namespace: MutableMapping[str, object],
+    decoded: Mapping[ManifestEntry, Mapping[str, object] | None],
+    load_group: Callable[[ManifestEntry], Mapping[str, object]],
+) -> None:
+    """A stored variable that differs at the end was changed by a cell replayed after it was
+    bound: its stored copy is decoded and bound again (its whole group, to keep identities),
+    rather than leaving a value other than the saved one in its place."""
+    changed = [
+        e for e, values in decoded.items() if values and set(e.names) & report.mismatched.keys()
+    ]
+    for entry in changed:
+        values = _load(load_group, entry, report)
+        if values is None:
+            continue
+        for name in entry.names:
+            namespace[name] = values[name]
+            report.mismatched.pop(name, None)
+            if name in report.verified:
+                report.verified.remove(name)
+        _verify(report, {n: variables[n] for n in entry.names}, namespace)
+        for name in entry.names:
+            if name in report.verified:
+                report.warnings.append(
+                    f"{name} was changed by a replayed cell after it was loaded: its stored "
+                    "copy is bound again"
+                )
+
+
+def _name_the_cells(report: RestoreReport, history: History, variables: Mapping) -> None:
+    """Say which cell made each variable that came out differently from a replay."""
+    for name, why in list(report.mismatched.items()):
+        snapshot = history.active.get(name)
+        if variables[name]["action"] == "replay" and snapshot is not None:
+            cell = history.writer(snapshot).id
+            report.mismatched[name] = f"{why}, after replaying cell {cell}"
 
 
 def _load(

@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 
 from nbelastic.errors import TrustError
 from nbelastic.history import PREEXISTING_CODE, UNMONITORED_CODE, History
+from nbelastic.planner import why_blocked
 from nbelastic.rebuild import Checkpoint, RestoreReport
 from nbelastic.store import SAFE_CODECS, BlobStore, Manifest, ManifestEntry, load_group
 from nbelastic.store.remote import RemoteBlobStore
@@ -178,7 +179,7 @@ def _rebuild_cells(
     if any(execution.code == UNMONITORED_CODE for execution in blocked):
         return cells, "it changed outside the monitored cells"
     if blocked:
-        return cells, f"{_cells(e.id for e in blocked)} cannot be replayed"
+        return cells, why_blocked(blocked)
     missing = sorted(
         {
             snapshot.name

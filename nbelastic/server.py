@@ -35,7 +35,7 @@ from traitlets.config import Configurable
 from nbelastic.errors import NbelasticError
 from nbelastic.notebook import METADATA_KEY, NOTEBOOK_ENV, checkpoint_of, read_notebook
 
-_RESTORE_CODE = "__import__('nbelastic.kernel.autorestore', fromlist=['_']).autorestore()"
+_RESTORE_CODE = "await __import__('nbelastic.kernel.autorestore', fromlist=['_']).autorestore()"
 _RESTORE_TIMEOUT = 3600.0
 
 

@@ -41,6 +41,7 @@ class RoundTrip:
     save: dict
     restore: dict
     restored_kernel: Kernel
+    original_kernel: Kernel
 
     def check(self, expression: str) -> object:
         return evaluate(self.restored_kernel, expression)
@@ -60,8 +61,8 @@ def signing_secret(tmp_path_factory) -> Path:
 def roundtrip(tmp_path):
     """Run cells in one kernel, save, restore in a brand-new kernel process, describe both.
 
-    Returns a function ``(cells, expect_errors=(), before_extension=(), **save_options)``. The
-    restored kernel stays alive until the test ends, for identity checks with ``.check``.
+    Returns a function ``(cells, expect_errors=(), before_extension=(), **save_options)``. Both
+    kernels stay alive until the test ends, for identity checks with ``.check``.
     """
     kernels: list[Kernel] = []
 
@@ -86,7 +87,8 @@ def roundtrip(tmp_path):
         saved = first.call("save", {"notebook": str(notebook), **save_options})
         second = start()
         restored = second.call("restore", {"notebook": str(notebook)})
-        return RoundTrip(notebook, before, describe_namespace(second), saved, restored, second)
+        after = describe_namespace(second)
+        return RoundTrip(notebook, before, after, saved, restored, second, first)
 
     yield run
     for kernel in kernels:

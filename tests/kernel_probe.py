@@ -38,6 +38,9 @@ def describe(value, seen=None, depth=0):
                 [describe(v, seen, deeper) for v in value.ravel().tolist()]
             )
         return f"{kind}:{value.dtype}:{value.shape}:{_digest(value.tobytes())}"
+    if module == "numpy" and hasattr(value, "bit_generator"):
+        # a Generator's own state says nothing of where it is: its bit generator's does
+        return f"{kind}:" + describe(value.bit_generator.state, seen, deeper)
     if module == "pandas" and hasattr(value, "to_csv"):
         return f"{kind}:{getattr(value, 'dtypes', None)}:{_digest(value.to_csv().encode())}"
     if module == "torch" and hasattr(value, "detach"):

@@ -126,3 +126,13 @@ def test_the_loader_found_for_numpy_random_answers_like_the_real_one():
         """
     )
     assert printed == "True __init__.py"
+
+
+@pytest.mark.kernel
+@pytest.mark.parametrize("plan", ["store-all", "recompute-all"])
+def test_the_global_generators_are_left_where_they_were_at_save(roundtrip, plan):
+    cells = ["import random\nimport numpy as np", "r = random.random()\nn = np.random.rand(2)"]
+    rt = roundtrip(cells, plan=plan)
+    assert rt.restore["ok"], rt.restore
+    draws = "[random.random(), float(np.random.random())]"
+    assert rt.check(draws) == evaluate(rt.original_kernel, draws)

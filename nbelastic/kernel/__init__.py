@@ -40,6 +40,8 @@ def load_ipython_extension(shell) -> None:
     _monitor = Monitor(shell)
     _monitor.register()
     shell.register_magics(NbelasticMagics)
+    if await_restore not in shell.input_transformers_cleanup:
+        shell.input_transformers_cleanup.append(await_restore)
 
 
 def unload_ipython_extension(shell) -> None:
@@ -48,6 +50,8 @@ def unload_ipython_extension(shell) -> None:
     if _monitor is not None and _monitor.shell is shell:
         _monitor.unregister()
         _monitor = None
+    if await_restore in shell.input_transformers_cleanup:
+        shell.input_transformers_cleanup.remove(await_restore)
 
 
 def current_monitor(*, start: bool = False) -> Monitor:
@@ -120,7 +124,8 @@ def restore(
     """Restore the state saved in ``notebook`` into this kernel and verify every variable.
 
     ``at`` restores an earlier checkpoint of the notebook's history (``nbelastic log NB``).
-    A checkpoint not signed by this user loads only plain data unless ``trust``.
+    A checkpoint not signed by this user loads only plain data unless ``trust``. A cell with
+    top-level ``await`` is replayed only by ``restore_async``, which a cell awaits.
     """
     from nbelastic.kernel.checkpoint import restore_checkpoint
 
@@ -131,19 +136,76 @@ def restore(
     )
 
 
-def remote(operation: str, arguments: dict) -> None:
-    """Entry point for the CLI driving this kernel: one machine-readable result line."""
+async def restore_async(
+    notebook: str | os.PathLike | None = None,
+    *,
+    quiet: bool = False,
+    at: str | None = None,
+    trust: bool = False,
+) -> RestoreReport:
+    """``restore``, awaited in the kernel's running loop: replayed cells with top-level
+    ``await`` run there as they first did, in order with the other cells."""
+    from nbelastic.kernel.checkpoint import restore_checkpoint_async
+
+    monitor = current_monitor(start=True)
+    path = Path(notebook) if notebook else default_notebook(monitor.shell)
+    return await restore_checkpoint_async(
+        monitor, path, progress=_progress(quiet, "restore"), at=at, trust=trust
+    )
+
+
+async def remote(operation: str, arguments: dict) -> None:
+    """Entry point for the CLI driving this kernel, awaited in a cell (so that a restore
+    replays cells with top-level ``await``): one machine-readable result line."""
     try:
         if operation == "save":
             result = save(**arguments, quiet=False).to_json()
         elif operation == "restore":
-            result = restore(**arguments, quiet=False).to_json()
+            result = (await restore_async(**arguments, quiet=False)).to_json()
         else:
             raise NbelasticError(f"unknown operation {operation!r}")
         payload = {"ok": True, "result": result}
     except NbelasticError as error:
         payload = {"ok": False, "error": str(error)}
     print(RESULT_MARKER + json.dumps(payload), flush=True)
+
+
+_RESTORE_MAGIC = re.compile(r"^(\s*)%nbelastic\s+restore\b(.*?)(\n?)$")
+
+
+def await_restore(lines: list[str]) -> list[str]:
+    """An input transformer: ``%nbelastic restore ...`` becomes an awaited call (IPython's
+    autoawait runs it in the kernel's loop), so that replayed cells may ``await`` too."""
+    result = []
+    for line in lines:
+        match = _RESTORE_MAGIC.match(line)
+        if match is None:
+            result.append(line)
+            continue
+        indent, arguments, newline = match.groups()
+        call = f"await __import__('nbelastic.kernel', fromlist=['_']).restore_magic({arguments!r})"
+        result.append(f"{indent}{call}{newline}")
+    return result
+
+
+async def restore_magic(arguments: str) -> None:
+    """``%nbelastic restore ARGUMENTS``, as ``await_restore`` rewrites it."""
+    monitor = _monitor
+    if monitor is not None and monitor.paused:
+        return  # a replayed cell must not restore again
+    try:
+        args = _parser().parse_args(["restore", *shlex.split(arguments)])
+        _show(await restore_async(args.notebook, at=args.at, trust=args.trust))
+    except _HelpShown:
+        return
+    except NbelasticError as error:
+        print(f"nbelastic: {error}", file=sys.stderr)
+
+
+def _show(report: RestoreReport) -> None:
+    print(report.summary(), file=sys.stdout if report.ok else sys.stderr)
+    for warning in report.warnings:
+        print(f"nbelastic: {warning}", file=sys.stderr)
 
 
 def _progress(quiet: bool, verb: str):
@@ -242,10 +304,7 @@ class NbelasticMagics(Magics):
                 )
                 print(saved.summary())
             elif args.command == "restore":
-                report = restore(args.notebook, at=args.at, trust=args.trust)
-                print(report.summary(), file=sys.stdout if report.ok else sys.stderr)
-                for warning in report.warnings:
-                    print(f"nbelastic: {warning}", file=sys.stderr)
+                _show(restore(args.notebook, at=args.at, trust=args.trust))
             else:
                 from nbelastic.kernel.checkpoint import plan_now
 

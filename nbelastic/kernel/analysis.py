@@ -6,7 +6,9 @@ the user-defined functions, classes and instances a cell touches to the globals 
 transitively: ``z = f()`` reads ``x`` when ``f`` does. The result over-approximates (a name in
 an untaken branch counts), which only costs a little extra replay, never a wrong restore.
 Code that reaches the namespace dynamically (``eval``, ``globals()``, an unknown magic) is
-flagged so the monitor checks every variable.
+flagged so the monitor checks every variable. The dotted names it calls that a replay may not
+give back the same answer for (``time.time``, ``datetime.now``: see nbelastic.kernel.unrepeatable)
+are collected too, from the cell and from the code of the functions it reaches.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import types
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
+from nbelastic.kernel.unrepeatable import SUSPECT_NAMES, Call
 from nbelastic.objects import is_user_defined
 
 # Magics whose argument is Python code, and magics known not to touch the namespace.
@@ -54,12 +57,14 @@ class CellNames:
     stores: set[str] = field(default_factory=set)
     deletes: set[str] = field(default_factory=set)
     dynamic: bool = False
+    calls: set[Call] = field(default_factory=set)  # only those ending in a SUSPECT_NAMES name
 
     def merge(self, other: CellNames) -> None:
         self.loads |= other.loads
         self.stores |= other.stores
         self.deletes |= other.deletes
         self.dynamic = self.dynamic or other.dynamic
+        self.calls |= other.calls
 
 
 def analyse_cell(source: str, transform: Callable[[str], str] = lambda s: s) -> CellNames:
@@ -119,6 +124,9 @@ class _NameVisitor(ast.NodeVisitor):
     def visit_Call(self, node: ast.Call) -> None:
         if isinstance(node.func, ast.Name) and node.func.id in DYNAMIC_BUILTINS:
             self.names.dynamic = True
+        dotted = _dotted(node.func)
+        if dotted and dotted[-1] in SUSPECT_NAMES:
+            self.names.calls.add(Call(dotted, not node.args and not node.keywords))
         method = _ipython_method(node)
         if method is not None:
             self._ipython_call(method, node)
@@ -151,6 +159,18 @@ class _NameVisitor(ast.NodeVisitor):
                 self.names.merge(analyse_cell(expression))
 
 
+def _dotted(node: ast.expr) -> tuple[str, ...]:
+    """``("time", "time")`` for ``time.time``; empty for anything but names and attributes."""
+    parts = []
+    while isinstance(node, ast.Attribute):
+        parts.append(node.attr)
+        node = node.value
+    if not isinstance(node, ast.Name):
+        return ()
+    parts.append(node.id)
+    return tuple(reversed(parts))
+
+
 def _code_after_options(magic: str, line: str) -> str:
     """The code in a code magic's line: ``%timeit -n 3 f(x)`` runs ``f(x)``."""
     short, long = MAGIC_OPTIONS[magic]
@@ -175,6 +195,8 @@ def _ipython_method(node: ast.Call) -> str | None:
 
 
 _code_globals_cache: dict[types.CodeType, frozenset[str]] = {}
+_code_calls_cache: dict[types.CodeType, frozenset[Call]] = {}
+_CALL_OPS = frozenset({"PRECALL", "CALL", "CALL_FUNCTION", "CALL_METHOD"})
 
 
 def code_globals(code: types.CodeType) -> frozenset[str]:
@@ -200,6 +222,40 @@ def code_globals(code: types.CodeType) -> frozenset[str]:
     return result
 
 
+def code_calls(code: types.CodeType) -> frozenset[Call]:
+    """The dotted global names ending in a SUSPECT_NAMES name that ``code`` (and the functions
+    nested in it) loads, and whether each is called without arguments there.
+
+    >>> import time
+    >>> def f():
+    ...     return time.time() - time.sleep(1)
+    >>> sorted(code_calls(f.__code__))
+    [Call(dotted=('time', 'time'), no_arguments=True)]
+    """
+    cached = _code_calls_cache.get(code)
+    if cached is not None:
+        return cached
+    calls: set[Call] = set()
+    chain: list[str] = []
+    for instruction in dis.get_instructions(code):
+        if instruction.opname in ("LOAD_GLOBAL", "LOAD_NAME"):
+            chain = [instruction.argval]
+            continue
+        if chain and instruction.opname in ("LOAD_ATTR", "LOAD_METHOD"):
+            chain.append(instruction.argval)
+            continue
+        if chain and chain[-1] in SUSPECT_NAMES:
+            no_arguments = instruction.opname in _CALL_OPS and instruction.arg == 0
+            calls.add(Call(tuple(chain), no_arguments))
+        chain = []
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            calls |= code_calls(const)
+    result = frozenset(calls)
+    _code_calls_cache[code] = result
+    return result
+
+
 def transitive_reads(names: set[str], namespace: Mapping[str, object]) -> set[str]:
     """``names`` plus every global read by the user code reachable from them, transitively.
 
@@ -212,6 +268,14 @@ def transitive_reads(names: set[str], namespace: Mapping[str, object]) -> set[st
     >>> sorted(transitive_reads({"f"}, ns))
     ['f', 'x']
     """
+    return reads_and_code(names, namespace)[0]
+
+
+def reads_and_code(
+    names: set[str], namespace: Mapping[str, object]
+) -> tuple[set[str], list[types.CodeType]]:
+    """``transitive_reads``, and the code objects of the notebook's callables it followed."""
+    codes: list[types.CodeType] = []
     result = {n for n in names if n in namespace}
     todo = list(result)
     seen_code: set[int] = set()
@@ -221,13 +285,14 @@ def transitive_reads(names: set[str], namespace: Mapping[str, object]) -> set[st
             if id(code) in seen_code:
                 continue
             seen_code.add(id(code))
+            codes.append(code)
             if code_globals(code) & DYNAMIC_IN_FUNCTIONS:
-                return set(namespace)
+                return set(namespace), codes
             for name in code_globals(code):
                 if name in namespace and name not in result:
                     result.add(name)
                     todo.append(name)
-    return result
+    return result, codes
 
 
 def _user_code_of(value: object) -> list[types.CodeType]:

@@ -1,7 +1,8 @@
 """Restore, as a kernel starts, the checkpoint of the notebook it was started for.
 
-The jupyter_server extension (nbelastic.server) sends ``autorestore()`` as the new kernel's
-first request, so it runs before any cell. It restores only a checkpoint this user signed (an
+The jupyter_server extension (nbelastic.server) sends ``await autorestore()`` as the new
+kernel's first request, so it runs before any cell, in the kernel's loop (cells with top-level
+``await`` replay there). It restores only a checkpoint this user signed (an
 untrusted one could run anyone's code: see nbelastic.trust), and leaves one line for the user
 above the output of the first cell they run: what came back, from when, how long it took, or
 why nothing was restored. Nothing here raises: a failed restore must not break the kernel.
@@ -14,12 +15,12 @@ from pathlib import Path
 
 from nbelastic.checkpoints import current_record
 from nbelastic.errors import NbelasticError, NoCheckpointError
-from nbelastic.kernel import restore
+from nbelastic.kernel import restore_async
 from nbelastic.notebook import NOTEBOOK_ENV, read_checkpoint, sidecar_dir
 from nbelastic.trust import is_trusted
 
 
-def autorestore(notebook: str | os.PathLike | None = None) -> str | None:
+async def autorestore(notebook: str | os.PathLike | None = None) -> str | None:
     """Restore ``notebook`` (default: ``$NBELASTIC_NOTEBOOK``) into this kernel when it carries
     a checkpoint this user signed; the banner shown on the first cell, None if no checkpoint."""
     from IPython import get_ipython
@@ -30,7 +31,7 @@ def autorestore(notebook: str | os.PathLike | None = None) -> str | None:
         return None
     path = Path(target)
     try:
-        line = _restore(path)
+        line = await _restore(path)
     except NoCheckpointError:
         return None
     except NbelasticError as error:
@@ -40,14 +41,14 @@ def autorestore(notebook: str | os.PathLike | None = None) -> str | None:
     return line
 
 
-def _restore(path: Path) -> str:
+async def _restore(path: Path) -> str:
     document = read_checkpoint(path, whole_notebook=False)
     if not is_trusted(document):
         return (
             f"nbelastic: {path.name} carries saved state you did not sign, so it was not "
             f"restored: review it with `nbelastic trust {path.name}`, then `%nbelastic restore`"
         )
-    report = restore(path, quiet=True)
+    report = await restore_async(path, quiet=True)
     record = current_record(sidecar_dir(path), document)
     which = "" if record is None else f" of checkpoint {record.id} (saved {record.local_time()})"
     variables = len(report.verified) + len(report.unverifiable) + len(report.mismatched)

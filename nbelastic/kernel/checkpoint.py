@@ -8,11 +8,13 @@ drives ``restore.rebuild`` with this kernel's shell as the cell runner.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
+import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,9 +25,10 @@ from nbelastic.checkpoints import find_checkpoint, next_checkpoint_id, record_ch
 from nbelastic.environment import fingerprint
 from nbelastic.errors import NbelasticError, UnserializableError
 from nbelastic.history import UNMONITORED_CODE, Execution, History, linked_groups
+from nbelastic.kernel.entropy import EntropyTape
 from nbelastic.kernel.monitor import Monitor
 from nbelastic.kernel.namespace import user_namespace
-from nbelastic.kernel.rng import set_rng_state
+from nbelastic.kernel.rng import rng_state, set_rng_state
 from nbelastic.locations import save_store
 from nbelastic.lock import notebook_lock
 from nbelastic.notebook import FORMAT_VERSION, read_checkpoint, sidecar_dir, write_checkpoint
@@ -108,6 +111,7 @@ def save_checkpoint(
     (see nbelastic.locations).
     """
     started = time.perf_counter()
+    rng_now = rng_state()
     notebook = Path(notebook)
     if notebook.is_dir():
         raise NbelasticError(f"{notebook} is a directory: give the path of a .ipynb notebook")
@@ -127,8 +131,10 @@ def save_checkpoint(
         execution_id: store.put("json", json.dumps(state, sort_keys=True).encode())
         for execution_id, state in monitor.rng_states.items()
     }
+    rng_now_key = store.put("json", json.dumps(rng_now, sort_keys=True).encode())
     store.flush(progress)  # every blob is in place before anything points at it
     document = _document(notebook, store, manifest_key, plan, monitor.history, profiles, rng_keys)
+    document["rng"] = rng_now_key
     document["environment"] = fingerprint(namespace.values())
     new_cells = [e.code for e in monitor.history.executions if e.replayable]
     # One save at a time takes an id (signed with the rest: a text notebook keeps only the id,
@@ -284,8 +290,33 @@ def restore_checkpoint(
 
     ``at`` names an earlier checkpoint of the sidecar's history (see nbelastic.checkpoints)
     to restore instead of the one the notebook holds. A checkpoint this user did not sign
-    loads only what cannot run code, unless ``trust`` (see nbelastic.trust).
+    loads only what cannot run code, unless ``trust`` (see nbelastic.trust). Called from a
+    cell that does not await it, a replayed cell with top-level ``await`` fails, saying how to
+    restore it (see ``restore_checkpoint_async``).
     """
+    restoring = _restore(monitor, notebook, progress, at, trust, awaited=False)
+    try:
+        restoring.send(None)
+    except StopIteration as done:
+        return done.value
+    restoring.close()
+    raise AssertionError("a restore that is not awaited waited for its event loop")
+
+
+async def restore_checkpoint_async(
+    monitor: Monitor,
+    notebook: str | os.PathLike,
+    *,
+    progress: ProgressCallback | None = None,
+    at: str | None = None,
+    trust: bool = False,
+) -> RestoreReport:
+    """``restore_checkpoint``, awaited in the kernel's running loop (IPython's autoawait), where
+    replayed cells with top-level ``await`` run as they did, in order with the others."""
+    return await _restore(monitor, notebook, progress, at, trust, awaited=True)
+
+
+async def _restore(monitor, notebook, progress, at, trust, *, awaited: bool) -> RestoreReport:
     if at is None:  # the cells are not read: spare the kernel nbformat (see read_checkpoint)
         document = read_checkpoint(notebook, whole_notebook=False)
     else:
@@ -297,31 +328,90 @@ def restore_checkpoint(
     shell = monitor.shell
     monitor.paused = True
     try:
-        report = rebuild(
+        report = await rebuild(
             checkpoint.history,
             plan.entries,
             plan.replay,
             comparable_variables(checkpoint),
             load_group=loader(checkpoint.store, trusted=trust or checkpoint.trusted),
-            run_execution=_cell_runner(shell, checkpoint.rng_states),
+            run_execution=_cell_runner(shell, checkpoint.rng_states, monitor.entropy, awaited),
             namespace=shell.user_ns,
             progress=progress,
             not_loaded=plan.not_loaded,
         )
     finally:
         monitor.paused = False
+    if checkpoint.rng_at_save is not None:
+        set_rng_state(checkpoint.rng_at_save)
     monitor.adopt(checkpoint.history, checkpoint.rng_states, report.profiles)
     warn_of_environment(checkpoint)
     return complete_report(report, checkpoint, plan, trust=trust)
 
 
-def _cell_runner(shell, rng_states: dict[int, dict]) -> Callable[[Execution], str | None]:
-    def run(execution: Execution) -> str | None:
-        if execution.id in rng_states:
-            set_rng_state(rng_states[execution.id])
-        with capture_output(display=True):
-            result = shell.run_cell(execution.code, store_history=False, silent=True)
+NOT_AWAITED = (
+    "it uses top-level await, which a restore can replay only when it is awaited: restore "
+    "with `%nbelastic restore` or `await nbelastic.restore_async()`"
+)
+
+
+def _cell_runner(
+    shell, rng_states: dict[int, dict], entropy: EntropyTape, awaited: bool
+) -> Callable[[Execution], Awaitable[str | None]]:
+    """Replays a cell as it ran: from the generators' state it had, given the entropy it drew;
+    ``awaited``, in the caller's running loop."""
+
+    async def run(execution: Execution) -> str | None:
+        code = execution.code
+        if not awaited and _loop_is_running() and _awaits(shell, code):
+            return NOT_AWAITED
+        state = rng_states.get(execution.id)
+        if state is not None:
+            set_rng_state(state)
+        entropy.replay(state.get("entropy", ()) if state else ())
+        try:
+            with capture_output(display=True):
+                if awaited:
+                    result = await _run_cell_async(shell, code)
+                else:
+                    result = shell.run_cell(code, store_history=False, silent=True)
+        finally:
+            entropy.stop_replay()
         error = result.error_before_exec or result.error_in_exec
         return None if error is None else f"{type(error).__name__}: {error}"
 
     return run
+
+
+async def _run_cell_async(shell, code: str):
+    """What ``shell.run_cell`` does, awaited instead of run to its end in a loop of its own."""
+    try:
+        transformed, failed = shell.transform_cell(code), None
+    except Exception:  # noqa: BLE001 - IPython reports it as the cell's error, as run_cell does
+        transformed, failed = code, sys.exc_info()
+    try:
+        return await shell.run_cell_async(
+            code,
+            store_history=False,
+            silent=True,
+            transformed_cell=transformed,
+            preprocessing_exc_tuple=failed,
+        )
+    finally:
+        shell.events.trigger("post_execute")
+
+
+def _awaits(shell, code: str) -> bool:
+    """Whether IPython would run ``code`` as a coroutine (it has top-level ``await``)."""
+    try:
+        transformed = shell.transform_cell(code)
+    except Exception:  # noqa: BLE001 - run_cell reports it as the cell's error
+        return False
+    return shell.should_run_async(code, transformed_cell=transformed, preprocessing_exc_tuple=None)
+
+
+def _loop_is_running() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True

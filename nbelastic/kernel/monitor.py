@@ -19,9 +19,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from nbelastic.history import UNMONITORED_CODE, History
-from nbelastic.kernel.analysis import analyse_cell, transitive_reads
+from nbelastic.kernel.analysis import analyse_cell, code_calls, reads_and_code
+from nbelastic.kernel.entropy import EntropyTape
 from nbelastic.kernel.namespace import Bindings, UserVariables, user_namespace
 from nbelastic.kernel.rng import NumpyRandomLoads, rng_snapshot, rng_state
+from nbelastic.kernel.unrepeatable import Call, why_unrepeatable
 from nbelastic.objects import Profile, profile
 from nbelastic.writewatch import WriteWatch
 
@@ -77,6 +79,7 @@ class _Pending:
     reads: set[str] | None = None
     candidates: set[str] | None = None  # may have changed in place: re-profiled
     rebinds: set[str] | None = None  # may be rebound or deleted: profiled afresh or forgotten
+    calls: set[Call] | None = None  # calls a replay may not repeat (nbelastic.kernel.unrepeatable)
 
 
 class Monitor:
@@ -86,7 +89,9 @@ class Monitor:
         self.shell = shell
         self.history = History()
         self.profiles: dict[str, Profile] = {}
-        self.rng_states: dict[int, dict] = {}  # execution id -> RNG state before it ran
+        # execution id -> RNG state before it ran, with the OS entropy it drew ("entropy")
+        self.rng_states: dict[int, dict] = {}
+        self.entropy = EntropyTape()
         self._token_owners: dict[object, set[str]] = {}
         self._pending: _Pending | None = None
         self._depth = 0  # cell magics such as %%capture run their body as a nested cell
@@ -106,11 +111,13 @@ class Monitor:
         self.shell.events.register("pre_run_cell", self.pre_run_cell)
         self.shell.events.register("post_run_cell", self.post_run_cell)
         self.numpy_random_loads.install()
+        self.entropy.install()
 
     def unregister(self) -> None:
         self.shell.events.unregister("pre_run_cell", self.pre_run_cell)
         self.shell.events.unregister("post_run_cell", self.post_run_cell)
         self.numpy_random_loads.uninstall()
+        self.entropy.uninstall()
         if self.watch is not None:
             self.watch.close()
 
@@ -184,6 +191,7 @@ class Monitor:
             self._forget(name)
         for name in bound:
             self.remember(name, self.profile(namespace[name]))
+        self.entropy.start()
         return _Pending(
             code=raw,
             before=now,
@@ -200,12 +208,15 @@ class Monitor:
         Every variable there was before the cell has a profile (see ``_before``).
         """
         names = analyse_cell(self._ran(pending.code), self.shell.transform_cell)
+        pending.calls = names.calls
         if names.dynamic:
             pending.reads = set(self.profiles)
             pending.rebinds = set(self.profiles)
         else:
-            pending.reads = transitive_reads(names.loads, variables)
+            pending.reads, codes = reads_and_code(names.loads, variables)
             pending.rebinds = (names.stores | names.deletes) & self.profiles.keys()
+            for code in codes:
+                pending.calls |= code_calls(code)
         pending.candidates = self._with_linked(pending.reads) & self.profiles.keys()
 
     def _ran(self, raw: str) -> str:
@@ -220,13 +231,14 @@ class Monitor:
         if self._depth > 0:
             return
         pending, self._pending = self._pending, None
+        entropy = self.entropy.take()
         if pending is None or self.paused:
             return
         started = time.perf_counter()
         self.cost.cells += 1
         self.cost.cells_seconds += started - pending.started
         try:
-            self._after(pending, result)
+            self._after(pending, result, entropy)
         except Exception as error:  # noqa: BLE001 - never break the user's session
             _warn(error)
             # Forget what this cell may have changed: the next save finds those variables
@@ -242,7 +254,7 @@ class Monitor:
             self._seen = None
         self.cost.seconds += time.perf_counter() - started
 
-    def _after(self, pending: _Pending, result) -> None:
+    def _after(self, pending: _Pending, result, entropy: list[str]) -> None:
         runtime = time.perf_counter() - pending.started
         namespace = self.shell.user_ns
         variables = UserVariables(self.shell)
@@ -274,9 +286,10 @@ class Monitor:
             writes=written,
             deletes=deleted,
             raised=not result.success,
+            why_not_replayable=why_unrepeatable(pending.calls, namespace),
         )
-        if rng_after != rng_before:
-            self.rng_states[execution.id] = rng_state(rng_before)
+        if rng_after != rng_before or entropy:
+            self.rng_states[execution.id] = {**rng_state(rng_before), "entropy": entropy}
         self._seen = now
 
     def _with_linked(self, names: Iterable[str]) -> set[str]:
