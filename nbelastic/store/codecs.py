@@ -510,8 +510,9 @@ class _DillNeeded(pickle.PicklingError):
 class _FastPickler(_PlainPickler):
     """The C pickler, refusing whatever dill would pickle differently, so that its output is
     the pickle dill would have written (``dill.load`` reads it): functions and classes of
-    ``__main__`` (dill pickles them by value), instances of the types dill registers, and numpy
-    subclass arrays whose ``__dict__`` dill adds. Everything else dill pickles by the standard
+    ``__main__`` (dill pickles them by value), instances of the types dill registers (but bound
+    methods that pickle's ``getattr`` by name gives back), and numpy subclass arrays whose
+    ``__dict__`` dill adds. Everything else dill pickles by the standard
     rules too. The C pickler calls this only for objects that are not plain builtins (str, int,
     list, dict...), so a pandas string column costs nothing here."""
 
@@ -520,9 +521,20 @@ class _FastPickler(_PlainPickler):
         if isinstance(obj, type) or kind is types.FunctionType:
             if getattr(obj, "__module__", None) in (None, "__main__"):
                 raise _DillNeeded(f"{obj!r} is defined in __main__")
+        elif kind is types.MethodType and _found_by_name(obj):
+            pass  # pickled as ``getattr(its object, its name)``, which gives it back
         elif kind in _dill_types() or _numpy_subclass(obj):
             raise _DillNeeded(f"dill pickles {kind.__name__} its own way")
         return super().reducer_override(obj)
+
+
+def _found_by_name(method: types.MethodType) -> bool:
+    """Whether the standard pickle of a bound method (its object, then ``getattr`` by name, as
+    a figure keeps its axes' callbacks) rebuilds it: dill would pickle its function instead."""
+    try:
+        return getattr(method.__self__, method.__name__) == method
+    except Exception:  # noqa: BLE001 - any failure means "let dill do it"
+        return False
 
 
 _DILL_TYPES: frozenset[type] = frozenset()
