@@ -29,10 +29,13 @@ def test_a_figure_keeps_its_axes_and_artists(roundtrip, plan):
     pytest.importorskip("matplotlib")
     rt = roundtrip(FIGURE, plan=plan)
     assert_verified(rt)
-    assert rt.check(
-        "[ax in fig.axes, ax.figure is fig, line in ax.lines, title is ax.title,"
-        " all(bar in ax.patches for bar in bars), other_ax.figure is other]"
-    ) == [True] * 6
+    assert (
+        rt.check(
+            "[ax in fig.axes, ax.figure is fig, line in ax.lines, title is ax.title,"
+            " all(bar in ax.patches for bar in bars), other_ax.figure is other]"
+        )
+        == [True] * 6
+    )
 
 
 def test_a_figure_and_its_axes_are_stored_together(roundtrip):
@@ -61,3 +64,27 @@ def test_equal_library_values_are_verified_not_mismatched(roundtrip):
     assert_verified(rt)
     expected = {"iris", "digits", "grid", "masked", "labels", "names", "by_pair"}
     assert expected <= set(rt.restore["verified"])
+
+
+TRAINING = [
+    "import torch\nfrom torch.optim import SGD\ntorch.manual_seed(0)",
+    "class Net(torch.nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+    "        self.lin = torch.nn.Linear(4, 2)\n\n    def forward(self, x):\n"
+    "        return self.lin(x)",
+    "model = Net()\noptimizer = SGD(model.parameters(), lr=0.1, momentum=0.9)\n"
+    "x = torch.randn(8, 4)",
+    "for _ in range(3):\n    optimizer.zero_grad()\n    model(x).sum().backward()\n"
+    "    optimizer.step()",
+]
+
+
+def test_a_notebook_model_and_its_optimizer_are_stored_not_replayed(roundtrip):
+    pytest.importorskip("torch")
+    rt = roundtrip(TRAINING, plan="store-all")
+    assert_verified(rt)
+    assert {"model", "optimizer", "SGD", "Net"} <= set(rt.save["stored"])
+    assert rt.restore["replayed"] == []
+    assert rt.check(
+        "[optimizer.param_groups[0]['params'][0] is model.lin.weight,"
+        " len(optimizer.state) == 2, type(optimizer) is SGD]"
+    ) == [True, True, True]

@@ -490,10 +490,33 @@ class _Divertible:
 
 
 class _Pickler(_ViewReducer, dill.Pickler):
-    """dill, fixed to by-value functions whose globals stay the live ``__main__.__dict__``."""
+    """dill, fixed to by-value functions whose globals stay the live ``__main__.__dict__``.
+
+    A class or function of a library that importing its module gives back is pickled by
+    reference, as the standard pickle does: dill, when it fails to look one up (torch's
+    optimizers), pickles it by value, with globals it cannot pickle (a typing sentinel).
+    """
 
     def __init__(self, file: BinaryIO, views: _ViewPlan) -> None:
         super().__init__(file, views, protocol=5, byref=False, recurse=False)
+
+    def reducer_override(self, obj: object) -> object:
+        if (isinstance(obj, type) or type(obj) is types.FunctionType) and _importable(obj):
+            return obj.__qualname__
+        return super().reducer_override(obj)
+
+
+def _importable(obj: type | types.FunctionType) -> bool:
+    """Whether ``obj`` is what its module (already imported, never ``__main__``) names."""
+    module = sys.modules.get(getattr(obj, "__module__", None) or "__main__")
+    if module is None or module.__name__ == "__main__":
+        return False
+    found: object = module
+    for part in getattr(obj, "__qualname__", "<").split("."):
+        if part.startswith("<"):  # a local class or function: no name reaches it
+            return False
+        found = getattr(found, part, None)
+    return found is obj
 
 
 class _PlainPickler(_ViewReducer, pickle.Pickler):
