@@ -579,12 +579,17 @@ def _dill_types() -> frozenset[type]:
 
 
 def _numpy_subclass(obj: object) -> bool:
-    """An instance of an ndarray subclass that keeps ndarray's reduce: dill adds its __dict__."""
+    """An instance of an ndarray subclass that keeps ndarray's reduce: dill adds its __dict__.
+    One with a reduce of its own (a masked array) dill pickles by the standard rules."""
     numpy = sys.modules.get("numpy")
     if numpy is None or not isinstance(obj, numpy.ndarray) or type(obj) is numpy.ndarray:
         return False
     kind = type(obj)
-    return kind.__reduce_ex__ is numpy.ndarray.__reduce_ex__ and bool(getattr(obj, "__dict__", 0))
+    keeps_reduce = (
+        kind.__reduce_ex__ is numpy.ndarray.__reduce_ex__
+        and kind.__reduce__ is numpy.ndarray.__reduce__
+    )
+    return keeps_reduce and bool(getattr(obj, "__dict__", 0))
 
 
 def _rebuild_view(root, offset, shape, strides, dtype, writeable):
