@@ -159,17 +159,6 @@ CASES = [
         "sklearn",
     ),
     TypeCase(
-        "scikit-learn grid search",
-        "from sklearn.datasets import load_iris\nfrom sklearn.model_selection import GridSearchCV\n"
-        "from sklearn.svm import SVC\n"
-        "VALUE = GridSearchCV(SVC(), {'C': [1, 10], 'kernel': ['linear', 'rbf']}, cv=2)\n"
-        "VALUE.fit(*load_iris(return_X_y=True))",
-        "VALUE.cv_results_['rank_test_score'][0] = 9",
-        "store",
-        "sklearn",
-        "its results hold masked arrays",
-    ),
-    TypeCase(
         "numpy masked array",
         "import numpy as np\n"
         "VALUE = np.ma.masked_array(np.arange(2000.0), mask=np.arange(2000) % 3 == 0)",
