@@ -95,6 +95,21 @@ def test_status_lists_each_variable_with_its_action(kernels):
     )
 
 
+def test_status_says_what_cannot_be_stored_and_what_replaying_it_costs(kernels):
+    kernel = kernels()
+    cells = ["%load_ext nbelastic", "import time", "nums = [1, 2]"]
+    run_cells(kernel, *cells, "time.sleep(0.2)\ngen = (n for n in nums)")
+    table = kernel.execute("%nbelastic status --bandwidth 100MB/s").stdout
+    forced = next(line for line in table.splitlines() if line.startswith("cannot be stored"))
+    found = re.fullmatch(
+        r"cannot be stored, so replayed: gen \(generator cannot be serialized\); "
+        r"replaying cells \d+(, \d+)* costs (\d+\.\d\d) s",
+        forced,
+    )
+    assert found, forced
+    assert float(found[2]) >= 0.2  # the cell that made gen slept that long
+
+
 def test_errors_are_one_line_without_traceback(kernels):
     kernel = kernels()
     run_cells(kernel, "%load_ext nbelastic")

@@ -594,3 +594,28 @@ def test_a_group_pickled_twice_to_keep_a_view_sharing_leaves_one_blob(tmp_path):
     assert blobs == [store.path(key)]
     out = loaded(store, key, ["a", "b"])
     assert np.shares_memory(out["a"], out["b"])
+
+
+def test_masked_arrays_and_methods_found_by_name_skip_dills_python_pickler(monkeypatch):
+    import nbelastic.store.codecs as codecs
+
+    monkeypatch.setattr(codecs, "_Pickler", None)  # dill's pure-Python pickler: never called
+    frame = pd.DataFrame({"a": [1, 2]})
+    masked = np.ma.masked_array([1.0, 2.0], mask=[0, 1])
+    codec, out = roundtrip({"frame": frame, "total": frame.sum, "masked": masked})
+    assert codec == "dill"
+    assert out["total"].__self__ is out["frame"]
+    assert out["masked"].mask.tolist() == [False, True]
+
+
+def test_a_library_class_dill_cannot_look_up_is_pickled_by_reference():
+    torch = pytest.importorskip("torch")
+    main = sys.modules["__main__"].__dict__
+    exec("def nbelastic_lr(optimizer):\n    return optimizer.param_groups[0]['lr']\n", main)
+    lr = main.pop("nbelastic_lr")  # a notebook function makes the group go through dill
+    model = torch.nn.Linear(2, 1)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.5)
+    codec, out = roundtrip({"SGD": torch.optim.SGD, "lr": lr, "optimizer": optimizer})
+    assert codec == "dill"
+    assert out["SGD"] is torch.optim.SGD and type(out["optimizer"]) is torch.optim.SGD
+    assert out["lr"](out["optimizer"]) == 0.5

@@ -152,6 +152,21 @@ CASES = [
         "sklearn",
     ),
     TypeCase(
+        "scikit-learn Bunch",
+        "from sklearn.datasets import load_iris\nVALUE = load_iris()",
+        "VALUE['extra'] = [1]",
+        "store",
+        "sklearn",
+    ),
+    TypeCase(
+        "numpy masked array",
+        "import numpy as np\n"
+        "VALUE = np.ma.masked_array(np.arange(2000.0), mask=np.arange(2000) % 3 == 0)",
+        "VALUE[1] = np.ma.masked",
+        "store",
+        "numpy",
+    ),
+    TypeCase(
         "torch tensor with grad",
         "import torch\nVALUE = torch.arange(5000, dtype=torch.float32).requires_grad_()",
         "with torch.no_grad():\n    VALUE[0] = 7",
@@ -167,6 +182,25 @@ CASES = [
         "torch",
     ),
     TypeCase(
+        "torch optimizer",
+        "import torch\ntorch.manual_seed(0)\nVALUE_model = torch.nn.Linear(64, 8)\n"
+        "VALUE = torch.optim.SGD(VALUE_model.parameters(), lr=0.1, momentum=0.9)\n"
+        "VALUE_model(torch.ones(2, 64)).sum().backward()\nVALUE.step()",
+        "VALUE.param_groups[0]['lr'] = 0.5",
+        "store",
+        "torch",
+        "with its module's parameters (linked)",
+    ),
+    TypeCase(
+        "matplotlib axes",
+        "import matplotlib\nmatplotlib.use('Agg')\nimport matplotlib.pyplot as plt\n"
+        "VALUE_figure, VALUE = plt.subplots()\nVALUE.plot(range(100))",
+        "VALUE.set_title('changed')",
+        "store",
+        "matplotlib",
+        "with its figure and artists (linked); not compared after a restore",
+    ),
+    TypeCase(
         "matplotlib figure",
         "import matplotlib\nmatplotlib.use('Agg')\n"
         "import matplotlib.pyplot as plt\nVALUE = plt.figure()\n"
@@ -174,6 +208,7 @@ CASES = [
         "VALUE.suptitle('changed')",
         "store",
         "matplotlib",
+        "with its axes and artists (linked); not compared after a restore",
     ),
     TypeCase(
         "class with slots",

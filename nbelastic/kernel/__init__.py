@@ -310,7 +310,7 @@ class NbelasticMagics(Magics):
 
                 monitor = current_monitor()
                 plan, profiles = plan_now(monitor, strategy=args.plan, bandwidth=args.bandwidth)
-                print(_status_table(plan, profiles))
+                print(_status_table(plan, profiles, monitor.history))
                 print(f"changes between cells: {monitor.watch_note}")
                 watch = monitor.watch
                 print(monitor.cost.summary(None if watch is None else watch.pages_written))
@@ -332,7 +332,26 @@ def _draw_graph(monitor: Monitor, plan, profiles, path: str) -> None:
     print(f"history graph drawn to {path}")
 
 
-def _status_table(plan, profiles) -> str:
+def _forced_replays(plan, history) -> str:
+    """The line naming what cannot be stored, so is replayed, and what replaying it costs; ""
+    when nothing is."""
+    unstorable = [group for group in plan.recomputed if group.size is None]
+    if not unstorable:
+        return ""
+    names = [name for group in unstorable for name in group.names]
+    cells = sorted(history.recompute_set(names) & set(plan.replay))
+    seconds = sum(history.execution(cell).runtime for cell in cells)
+    objects = ", ".join(
+        f"{', '.join(group.names)} ({group.why_unstorable or 'cannot be serialized'})"
+        for group in unstorable
+    )
+    listed = ", ".join(map(str, cells)) or "none"
+    return (
+        f"cannot be stored, so replayed: {objects}; replaying cells {listed} costs {seconds:.2f} s"
+    )
+
+
+def _status_table(plan, profiles, history) -> str:
     actions = plan.actions
     rows = [("variable", "type", "size", "action", "why")]
     for name, p in sorted(profiles.items()):
@@ -342,6 +361,9 @@ def _status_table(plan, profiles) -> str:
     for row in rows:
         cells = [cell.ljust(width) for cell, width in zip(row[:4], widths, strict=True)]
         lines.append("  ".join([*cells, row[4]]))
+    forced = _forced_replays(plan, history)
+    if forced:
+        lines.append(forced)
     lines.append(
         f"estimated restore: {plan.restore_seconds:.2f} s "
         f"(load {plan.store_seconds:.2f} s + replay {plan.replay_seconds:.2f} s, "

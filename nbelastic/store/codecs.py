@@ -490,10 +490,33 @@ class _Divertible:
 
 
 class _Pickler(_ViewReducer, dill.Pickler):
-    """dill, fixed to by-value functions whose globals stay the live ``__main__.__dict__``."""
+    """dill, fixed to by-value functions whose globals stay the live ``__main__.__dict__``.
+
+    A class or function of a library that importing its module gives back is pickled by
+    reference, as the standard pickle does: dill, when it fails to look one up (torch's
+    optimizers), pickles it by value, with globals it cannot pickle (a typing sentinel).
+    """
 
     def __init__(self, file: BinaryIO, views: _ViewPlan) -> None:
         super().__init__(file, views, protocol=5, byref=False, recurse=False)
+
+    def reducer_override(self, obj: object) -> object:
+        if (isinstance(obj, type) or type(obj) is types.FunctionType) and _importable(obj):
+            return obj.__qualname__
+        return super().reducer_override(obj)
+
+
+def _importable(obj: type | types.FunctionType) -> bool:
+    """Whether ``obj`` is what its module (already imported, never ``__main__``) names."""
+    module = sys.modules.get(getattr(obj, "__module__", None) or "__main__")
+    if module is None or module.__name__ == "__main__":
+        return False
+    found: object = module
+    for part in getattr(obj, "__qualname__", "<").split("."):
+        if part.startswith("<"):  # a local class or function: no name reaches it
+            return False
+        found = getattr(found, part, None)
+    return found is obj
 
 
 class _PlainPickler(_ViewReducer, pickle.Pickler):
@@ -510,8 +533,9 @@ class _DillNeeded(pickle.PicklingError):
 class _FastPickler(_PlainPickler):
     """The C pickler, refusing whatever dill would pickle differently, so that its output is
     the pickle dill would have written (``dill.load`` reads it): functions and classes of
-    ``__main__`` (dill pickles them by value), instances of the types dill registers, and numpy
-    subclass arrays whose ``__dict__`` dill adds. Everything else dill pickles by the standard
+    ``__main__`` (dill pickles them by value), instances of the types dill registers (but bound
+    methods that pickle's ``getattr`` by name gives back), and numpy subclass arrays whose
+    ``__dict__`` dill adds. Everything else dill pickles by the standard
     rules too. The C pickler calls this only for objects that are not plain builtins (str, int,
     list, dict...), so a pandas string column costs nothing here."""
 
@@ -520,9 +544,20 @@ class _FastPickler(_PlainPickler):
         if isinstance(obj, type) or kind is types.FunctionType:
             if getattr(obj, "__module__", None) in (None, "__main__"):
                 raise _DillNeeded(f"{obj!r} is defined in __main__")
+        elif kind is types.MethodType and _found_by_name(obj):
+            pass  # pickled as ``getattr(its object, its name)``, which gives it back
         elif kind in _dill_types() or _numpy_subclass(obj):
             raise _DillNeeded(f"dill pickles {kind.__name__} its own way")
         return super().reducer_override(obj)
+
+
+def _found_by_name(method: types.MethodType) -> bool:
+    """Whether the standard pickle of a bound method (its object, then ``getattr`` by name, as
+    a figure keeps its axes' callbacks) rebuilds it: dill would pickle its function instead."""
+    try:
+        return getattr(method.__self__, method.__name__) == method
+    except Exception:  # noqa: BLE001 - any failure means "let dill do it"
+        return False
 
 
 _DILL_TYPES: frozenset[type] = frozenset()
@@ -544,12 +579,17 @@ def _dill_types() -> frozenset[type]:
 
 
 def _numpy_subclass(obj: object) -> bool:
-    """An instance of an ndarray subclass that keeps ndarray's reduce: dill adds its __dict__."""
+    """An instance of an ndarray subclass that keeps ndarray's reduce: dill adds its __dict__.
+    One with a reduce of its own (a masked array) dill pickles by the standard rules."""
     numpy = sys.modules.get("numpy")
     if numpy is None or not isinstance(obj, numpy.ndarray) or type(obj) is numpy.ndarray:
         return False
     kind = type(obj)
-    return kind.__reduce_ex__ is numpy.ndarray.__reduce_ex__ and bool(getattr(obj, "__dict__", 0))
+    keeps_reduce = (
+        kind.__reduce_ex__ is numpy.ndarray.__reduce_ex__
+        and kind.__reduce__ is numpy.ndarray.__reduce__
+    )
+    return keeps_reduce and bool(getattr(obj, "__dict__", 0))
 
 
 def _rebuild_view(root, offset, shape, strides, dtype, writeable):
