@@ -400,7 +400,7 @@ def test_directory_raises_not_found(tmp_path):
     (tmp_path / "folder.ipynb").mkdir()
     with pytest.raises(NotebookNotFoundError) as error:
         read_checkpoint(tmp_path / "folder.ipynb")
-    assert_one_line(error, "no notebook at", "folder.ipynb")
+    assert_one_line(error, "folder.ipynb", "is a directory")
 
 
 def test_write_to_a_directory_raises_not_found(tmp_path):
