@@ -36,7 +36,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import suppress
 from functools import cache
 from importlib import resources
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import TYPE_CHECKING
 
 from nbelastic import __version__
@@ -347,6 +347,11 @@ def _beyond_schema(document: dict) -> Iterator[tuple[str, str]]:
         # Infinity and NaN would be written as bare words that no JSON reader but Python's accepts.
         if not math.isfinite(number):
             yield where, f"{number!r} is not a finite number"
+    store = document["store"]
+    if "://" not in store and (PurePosixPath(store).is_absolute() or PureWindowsPath(store).drive):
+        # nbelastic writes the path relative to the notebook (or a URL); an absolute one would
+        # point a restore at any directory of this machine.
+        yield "$.store", f"{store!r} is an absolute path, not one relative to the notebook"
     replay = plan["replay"]
     known = {execution["id"] for execution in executions}
     for index, execution_id in enumerate(replay):

@@ -42,7 +42,7 @@ from nbelastic.rebuild import (
     rebuild,
     warn_of_environment,
 )
-from nbelastic.restore_plan import complete_report, loader, plan_restore
+from nbelastic.restore_plan import complete_report, loader, plan_restore, without_reserved_names
 from nbelastic.store import (
     BlobStore,
     Manifest,
@@ -290,7 +290,8 @@ def restore_checkpoint(
 
     ``at`` names an earlier checkpoint of the sidecar's history (see nbelastic.checkpoints)
     to restore instead of the one the notebook holds. A checkpoint this user did not sign
-    loads only what cannot run code, unless ``trust`` (see nbelastic.trust). Called from a
+    loads only what cannot run code, unless ``trust`` (see nbelastic.trust), binds no
+    reserved name, and leaves its history behind (see Monitor.adopt_values). Called from a
     cell that does not await it, a replayed cell with top-level ``await`` fails, saying how to
     restore it (see ``restore_checkpoint_async``).
     """
@@ -324,7 +325,10 @@ async def _restore(monitor, notebook, progress, at, trust, *, awaited: bool) -> 
     checkpoint = open_checkpoint(
         notebook, document, progress=progress, trust=trust, check_environment=False
     )
+    trusted = trust or checkpoint.trusted
     plan = plan_restore(checkpoint, trust=trust)
+    if not trusted:
+        plan = without_reserved_names(plan, _reserved_names(monitor.shell))
     shell = monitor.shell
     monitor.paused = True
     try:
@@ -333,7 +337,7 @@ async def _restore(monitor, notebook, progress, at, trust, *, awaited: bool) -> 
             plan.entries,
             plan.replay,
             comparable_variables(checkpoint),
-            load_group=loader(checkpoint.store, trusted=trust or checkpoint.trusted),
+            load_group=loader(checkpoint.store, trusted=trusted),
             run_execution=_cell_runner(shell, checkpoint.rng_states, monitor.entropy, awaited),
             namespace=shell.user_ns,
             progress=progress,
@@ -343,9 +347,21 @@ async def _restore(monitor, notebook, progress, at, trust, *, awaited: bool) -> 
         monitor.paused = False
     if checkpoint.rng_at_save is not None:
         set_rng_state(checkpoint.rng_at_save)
-    monitor.adopt(checkpoint.history, checkpoint.rng_states, report.profiles)
+    if trusted:
+        monitor.adopt(checkpoint.history, checkpoint.rng_states, report.profiles)
+    else:
+        monitor.adopt_values(report.loaded, report.profiles)
     warn_of_environment(checkpoint)
     return complete_report(report, checkpoint, plan, trust=trust)
+
+
+def _reserved_names(shell) -> set[str]:
+    """Names an untrusted checkpoint may not bind: Python's builtins, IPython's own (``In``,
+    ``get_ipython``, ``exit``...), and every dunder. Bound from plain data, ``print`` or
+    ``get_ipython`` would be the sender's object the next time the user calls it."""
+    import builtins
+
+    return set(dir(builtins)) | set(shell.user_ns_hidden) | {"get_ipython", "__builtins__"}
 
 
 NOT_AWAITED = (

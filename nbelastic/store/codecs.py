@@ -53,6 +53,7 @@ from nbelastic.errors import (
     UnserializableError,
 )
 from nbelastic.store.blobs import byte_view
+from nbelastic.store.pickles import UnreadablePickleError, pickle_globals, restricted_load
 
 CODECS = ("json", "npy", "module", "dill", "pickle")
 SAFE_CODECS = frozenset({"json", "npy"})
@@ -127,10 +128,10 @@ def load_group(codec: str, stream: BinaryIO, names: Sequence[str]) -> dict[str, 
             values = {names[0]: numpy.load(stream, allow_pickle=False)}
         elif codec == "module":
             values = {names[0]: importlib.import_module(stream.read().decode("utf-8"))}
-        elif codec == "pickle":
-            values = pickle.load(stream)
         else:
-            values = dill.load(stream)
+            values = _unpickle(codec, stream, label)
+    except NbelasticError:
+        raise
     except Exception as e:
         raise RestoreError(
             f"{label}: cannot load from its {codec} blob ({type(e).__name__}: {_first_line(e)});"
@@ -141,6 +142,23 @@ def load_group(codec: str, stream: BinaryIO, names: Sequence[str]) -> dict[str, 
             f"{label}: the {codec} blob holds other variables; the checkpoint is damaged"
         )
     return {name: values[name] for name in names}
+
+
+def _unpickle(codec: str, stream: BinaryIO, label: str) -> object:
+    """Unpickle, importing only the globals a review of these very bytes names (see
+    nbelastic.store.pickles): what ``nbelastic trust`` showed is all the load can call."""
+    start = stream.tell()
+    try:
+        allowed = pickle_globals(stream)
+    except UnreadablePickleError as error:
+        raise CheckpointFormatError(
+            f"{label}: its {codec} blob is damaged ({error}); save again from a kernel that "
+            "still holds the state"
+        ) from None
+    stream.seek(start)
+    return restricted_load(
+        pickle.Unpickler if codec == "pickle" else dill.Unpickler, stream, allowed
+    )
 
 
 def decode_group(codec: str, payload: bytes, names: Sequence[str]) -> dict[str, object]:
