@@ -100,6 +100,20 @@ def checkpoint_of(nb: nbformat.NotebookNode) -> dict | None:
     return nb.get("metadata", {}).get(METADATA_KEY)
 
 
+def held_checkpoint(nb: nbformat.NotebookNode, notebook: str | os.PathLike) -> dict | None:
+    """The checkpoint ``nb`` (read from ``notebook``) holds, validated, or None if it holds
+    none; a text header's reference stays a reference. CheckpointFormatError if malformed or
+    newer: a command must not act on what it cannot read."""
+    document = checkpoint_of(nb)
+    if document is None:
+        return None
+    return _validate(
+        document,
+        str(notebook),
+        remedy=f": save the state again, or remove it with `nbelastic strip {notebook}`",
+    )
+
+
 def hasher_version(document: dict) -> int:
     """Which version of nbelastic.objects' hasher made the checkpoint's content hashes.
 
@@ -278,6 +292,17 @@ def write_notebook(
         if kept is not None:
             nb.metadata[METADATA_KEY] = kept
     _save(path, nb)
+
+
+def put_back(notebook: str | os.PathLike, text: str | None) -> None:
+    """Make ``notebook`` hold ``text`` again (None: no file), atomically: the undo of a
+    command that failed after writing it."""
+    path = Path(notebook)
+    if text is None:
+        with suppress(FileNotFoundError):
+            path.unlink()
+    else:
+        _replace_atomically(path, text)
 
 
 # --- validation -------------------------------------------------------------------------------

@@ -8,8 +8,8 @@ summary as the notebook's.
 
 Nothing here runs code from the file: JSON is parsed, ``.npy`` arrays are read with pickle
 disabled, and pickles are only read for the globals they import (nbelastic.store.pickles, the
-reading ``nbelastic trust`` shows and a load is held to; nothing is unpickled). Whatever cannot be summarised is
-printed as it is: a textconv that fails would break ``git diff`` itself.
+reading ``nbelastic trust`` shows and a load is held to; nothing is unpickled). Whatever
+cannot be summarised is printed as it is: a textconv that fails would break ``git diff``.
 """
 
 from __future__ import annotations

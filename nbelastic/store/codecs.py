@@ -59,6 +59,7 @@ CODECS = ("json", "npy", "module", "dill", "pickle")
 SAFE_CODECS = frozenset({"json", "npy"})
 _MAX_JSON_INT_BITS = 14_000  # ~4200 digits, under CPython's default int <-> str limit of 4300
 _MAIN = re.compile(b"__main__")
+_NPY_MAGIC = b"\x93NUMPY"
 
 
 class BlobSink(Protocol):
@@ -123,9 +124,7 @@ def load_group(codec: str, stream: BinaryIO, names: Sequence[str]) -> dict[str, 
         if codec == "json":
             values = {names[0]: json.loads(stream.read().decode("utf-8"))}
         elif codec == "npy":
-            import numpy
-
-            values = {names[0]: numpy.load(stream, allow_pickle=False)}
+            values = {names[0]: _load_npy(stream, label)}
         elif codec == "module":
             values = {names[0]: importlib.import_module(stream.read().decode("utf-8"))}
         else:
@@ -142,6 +141,21 @@ def load_group(codec: str, stream: BinaryIO, names: Sequence[str]) -> dict[str, 
             f"{label}: the {codec} blob holds other variables; the checkpoint is damaged"
         )
     return {name: values[name] for name in names}
+
+
+def _load_npy(stream: BinaryIO, label: str) -> object:
+    """One ``.npy`` array, pickling disabled; anything else (an ``.npz`` archive, which
+    ``numpy.load`` would open as an NpzFile) is a damaged blob."""
+    import numpy
+
+    start = stream.tell()
+    if stream.read(len(_NPY_MAGIC)) != _NPY_MAGIC:
+        raise CheckpointFormatError(
+            f"{label}: its npy blob holds no .npy array; the checkpoint is damaged: save again"
+            " from a kernel that still holds the state"
+        )
+    stream.seek(start)
+    return numpy.lib.format.read_array(stream, allow_pickle=False)
 
 
 def _unpickle(codec: str, stream: BinaryIO, label: str) -> object:
