@@ -53,7 +53,12 @@ from nbelastic.errors import (
     UnserializableError,
 )
 from nbelastic.store.blobs import byte_view
-from nbelastic.store.pickles import UnreadablePickleError, pickle_globals, restricted_load
+from nbelastic.store.pickles import (
+    RefusedGlobalError,
+    UnreadablePickleError,
+    pickle_globals,
+    restricted_load,
+)
 
 CODECS = ("json", "npy", "module", "dill", "pickle")
 SAFE_CODECS = frozenset({"json", "npy"})
@@ -170,9 +175,14 @@ def _unpickle(codec: str, stream: BinaryIO, label: str) -> object:
             "still holds the state"
         ) from None
     stream.seek(start)
-    return restricted_load(
-        pickle.Unpickler if codec == "pickle" else dill.Unpickler, stream, allowed
-    )
+    unpickler = pickle.Unpickler if codec == "pickle" else dill.Unpickler
+    try:
+        return restricted_load(unpickler, stream, allowed)
+    except RefusedGlobalError as refused:
+        raise CheckpointFormatError(
+            f"{label}: its {codec} blob imports {refused}, a name its bytes do not hold (a "
+            "crafted pickle?), so it was not loaded"
+        ) from None
 
 
 def decode_group(codec: str, payload: bytes, names: Sequence[str]) -> dict[str, object]:

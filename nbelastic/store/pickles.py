@@ -48,6 +48,10 @@ class UnreadablePickleError(ValueError):
     """The bytes are not a pickle this machine can follow to its STOP."""
 
 
+class RefusedGlobalError(pickle.UnpicklingError):
+    """The unpickler asked for a global that the reading of its bytes did not find."""
+
+
 class _Mark:
     """A MARK on the simulated stack."""
 
@@ -97,15 +101,13 @@ def restricted_load(
     unpickler: type[pickle.Unpickler], stream: BinaryIO, allowed: list[tuple[str, str]]
 ) -> object:
     """Unpickle ``stream`` with ``unpickler`` (pickle's or dill's), refusing any global but
-    ``allowed``: an UnpicklingError names it."""
+    ``allowed``: a RefusedGlobalError names it."""
     admitted = frozenset(allowed)
 
     class Restricted(unpickler):
         def find_class(self, module: str, name: str) -> object:
             if (module, name) not in admitted:
-                raise pickle.UnpicklingError(
-                    f"{module}.{name} is not among the globals read from the pickle"
-                )
+                raise RefusedGlobalError(f"{module}.{name}")
             return super().find_class(module, name)
 
     return Restricted(stream).load()
