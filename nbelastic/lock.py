@@ -104,11 +104,11 @@ def sidecar_lock(
     the shared lock from choosing its blobs to writing its checkpoint, and a collection the
     exclusive one from reading the checkpoints to its last deletion. The lock is ``flock`` on
     the sidecar directory itself (no file is left behind), which the OS releases when the
-    holder dies; a sidecar that does not exist holds nothing to protect.
+    holder dies; a sidecar that does not exist (or is no directory) holds nothing to protect.
     """
     try:
         descriptor = os.open(sidecar, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):  # what writes there will say why it can't
         yield
         return
     except OSError as error:
