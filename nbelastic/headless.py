@@ -162,7 +162,7 @@ def read_state(target: Path) -> RunState | None:
         )
     except FileNotFoundError:
         return None
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError) as error:
         raise NbelasticError(
             f"{path} is damaged ({error}): delete it and run the notebook again without --resume"
         ) from None

@@ -209,7 +209,7 @@ def _with_checkpoint_ipynb(path: Path, text: str, checkpoint: dict) -> str | Non
         return None
     try:
         nb = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
     if not (
         isinstance(nb, dict)
@@ -426,7 +426,7 @@ def _plain_ipynb_metadata(path: Path) -> dict | None:
         return None
     try:
         nb = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+    except (OSError, ValueError, RecursionError):  # Unicode and JSON errors are ValueErrors
         return None
     if isinstance(nb, dict) and type(nb.get("nbformat")) is int and nb["nbformat"] == 4:
         metadata = nb.get("metadata")

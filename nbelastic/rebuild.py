@@ -132,7 +132,7 @@ def open_checkpoint(
             continue
         try:
             checkpoint.rng_states[execution.id] = json.loads(store.get(execution.rng)[1])
-        except (NbelasticError, ValueError):
+        except (NbelasticError, ValueError, RecursionError):
             checkpoint.warnings.append(
                 f"the random state before cell {execution.id} is missing or damaged: "
                 "its random draws may come out differently"
