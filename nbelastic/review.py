@@ -108,7 +108,7 @@ def _what_runs(codec: str, stream: BinaryIO) -> str:
         return f"imports {stream.read().decode('utf-8', 'replace')}"
     if codec in ("dill", "pickle"):
         try:
-            names = [describe(name) for name in pickle_globals(stream)]
+            names = sorted(describe(name) for name in pickle_globals(stream))
         except UnreadablePickleError:
             return "a pickle that cannot be read, which will not load"
         more = f" and {len(names) - _SHOWN_GLOBALS} more" if len(names) > _SHOWN_GLOBALS else ""

@@ -158,6 +158,6 @@ def _pickle_preview(payload: bytes) -> str:
     try:
         names = [describe(name) for name in pickle_globals(payload)]
     except UnreadablePickleError as error:
-        return f"pickle (not loaded): {error}"
+        return f"dill pickle (not loaded): {error}"
     shown = ", ".join(names[:_MAX_NAMES]) + (" ..." if len(names) > _MAX_NAMES else "")
-    return f"pickle (not loaded: unpickling runs code)\nrefers to: {shown or 'no global'}"
+    return f"dill pickle (not loaded: unpickling runs code)\nrefers to: {shown or 'no global'}"
