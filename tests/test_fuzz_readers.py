@@ -256,12 +256,15 @@ def build_damaged(directory: Path, damage: list[tuple]) -> Path:
             _mutate(metadata, arguments[0])
         elif kind == "metadata":
             metadata = arguments[0]
-        elif kind == "blob":
+        elif kind == "blob" and keys:
             payload, form = arguments
             data = payload if form == "raw" else b"NBELASTIC-BLOB 1 dill\n" + payload
             store.path(keys[len(payload) % len(keys)]).write_bytes(data)
         elif kind == "codec":  # a manifest line claiming another codec than its blob's
-            entries = read_manifest(store, document["manifest"]).entries
+            try:
+                entries = read_manifest(store, document["manifest"]).entries
+            except NbelasticError:  # damaged by an earlier step
+                continue
             claimed = [ManifestEntry(e.names, arguments[0], e.size, e.key) for e in entries]
             if isinstance(metadata, dict):
                 metadata["manifest"] = write_manifest(store, Manifest(tuple(claimed)))
