@@ -18,12 +18,8 @@ from nbelastic.checkpoints import (
     list_checkpoints,
 )
 from nbelastic.errors import NoCheckpointError
-<<<<<<< HEAD
 from nbelastic.locations import open_store, require_sidecar
-from nbelastic.notebook import checkpoint_of, read_notebook, sidecar_dir
-=======
 from nbelastic.notebook import held_checkpoint, read_notebook, sidecar_dir
->>>>>>> ab92dbc (security: gc and strip --sidecar take the sidecar alone, refuse links and newer or malformed checkpoints, check before changing; saves share the sidecar lock; run puts the notebook back when its save fails; npy blobs hold .npy only; verify of an untrusted notebook starts its kernel in an empty folder)
 from nbelastic.planner import format_bytes
 from nbelastic.tables import format_table
 
@@ -55,15 +51,9 @@ class LogEntry:
 def checkpoint_log(notebook: str | os.PathLike) -> list[LogEntry]:
     """The notebook's checkpoints, oldest first; NoCheckpointError if it has none."""
     notebook = Path(notebook)
-<<<<<<< HEAD
-    document = checkpoint_of(read_notebook(notebook))
+    document = held_checkpoint(read_notebook(notebook), notebook)
     require_sidecar(notebook, document)
     current = current_record(sidecar_dir(notebook), document)
-=======
-    current = current_record(
-        sidecar_dir(notebook), held_checkpoint(read_notebook(notebook), notebook)
-    )
->>>>>>> ab92dbc (security: gc and strip --sidecar take the sidecar alone, refuse links and newer or malformed checkpoints, check before changing; saves share the sidecar lock; run puts the notebook back when its save fails; npy blobs hold .npy only; verify of an untrusted notebook starts its kernel in an empty folder)
     records = list_checkpoints(sidecar_dir(notebook))
     if not records:
         raise NoCheckpointError(
