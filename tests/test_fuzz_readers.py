@@ -7,6 +7,7 @@ the magic print as one line; any other exception would be a traceback in the use
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import copy
 import hashlib
@@ -333,7 +334,7 @@ def every_reader(notebook: Path) -> None:
             with contextlib.suppress(NbelasticError):
                 load(entry)
     with contextlib.suppress(NbelasticError):
-        autorestore_reads(notebook)
+        asyncio.run(autorestore_reads(notebook))
     # git textconv, of the notebook and of every file in its sidecar
     for path in [notebook, *sorted(notebook.with_suffix(".nbelastic").rglob("*"))]:
         if path.is_file():

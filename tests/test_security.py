@@ -106,7 +106,8 @@ def test_1_a_save_after_an_untrusted_restore_signs_none_of_the_senders_cells(tmp
     with Kernel(cwd=tmp_path) as kernel:  # as JupyterLab restores a notebook's new kernel
         assert kernel.execute("%load_ext nbelastic").error is None
         code = (
-            f"from nbelastic.kernel.autorestore import autorestore; autorestore({str(notebook)!r})"
+            "from nbelastic.kernel.autorestore import autorestore\n"
+            f"await autorestore({str(notebook)!r})"
         )
         assert kernel.execute(code).error is None
         assert evaluate(kernel, "y") == 1
