@@ -259,7 +259,7 @@ def _recorded_digest(path: Path) -> str | None:
     not stop a new save from being recorded."""
     try:
         return json.loads(path.read_text(encoding="utf-8")).get("digest")
-    except (OSError, UnicodeDecodeError, ValueError, AttributeError):
+    except (OSError, UnicodeDecodeError, ValueError, AttributeError, RecursionError):
         return None
 
 
@@ -279,7 +279,7 @@ def _read_record(path: Path, number: int, short_digest: str) -> CheckpointRecord
 
     try:
         payload = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as error:
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as error:
         raise damaged(getattr(error, "strerror", None) or type(error).__name__) from None
     if not isinstance(payload, dict) or not {"saved_at", "digest", "document"} <= set(payload):
         raise damaged("not a checkpoint record")

@@ -14,7 +14,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -242,11 +242,17 @@ def _append_output(outputs: list, output: dict) -> None:
 
 
 @contextmanager
-def notebook_kernel(notebook: Path) -> Iterator[Kernel]:
-    """A fresh kernel that believes it belongs to ``notebook`` and runs in its directory."""
+def notebook_kernel(notebook: Path, *, in_its_folder: bool = True) -> Iterator[Kernel]:
+    """A fresh kernel that believes it belongs to ``notebook`` and runs in its directory, or
+    in an empty one: Python imports from the directory a kernel starts in before anything
+    else, so an ``ipykernel_launcher.py`` or ``nbelastic/`` left next to a notebook someone
+    sent would run in it."""
     notebook = notebook.resolve()
-    with Kernel(cwd=notebook.parent, session=str(notebook)) as kernel:
-        yield kernel
+    with ExitStack() as stack:
+        folder = (
+            notebook.parent if in_its_folder else stack.enter_context(tempfile.TemporaryDirectory())
+        )
+        yield stack.enter_context(Kernel(cwd=folder, session=str(notebook)))
 
 
 def restore_notebook(
@@ -263,10 +269,13 @@ def restore_notebook(
         require_sidecar(notebook, checkpoint_of(read_notebook(notebook)))
     document = None if at is None else find_checkpoint(notebook, at).document
     # blobs and environment: in the kernel
-    open_checkpoint(notebook, document, check_blobs=False, trust=trust, check_environment=False)
+    checkpoint = open_checkpoint(
+        notebook, document, check_blobs=False, trust=trust, check_environment=False
+    )
     arguments = {"notebook": str(notebook.resolve())} | ({} if at is None else {"at": at})
     arguments |= {"trust": True} if trust else {}
-    with notebook_kernel(notebook) as kernel:
+    # a checkpoint restored without trust runs no cell, which could need the folder
+    with notebook_kernel(notebook, in_its_folder=trust or checkpoint.trusted) as kernel:
         load_extension(kernel)
         return kernel.call("restore", arguments, on_stderr=lambda text: echo(text.rstrip()))
 

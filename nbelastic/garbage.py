@@ -8,9 +8,16 @@ go, except:
 
 * blobs younger than ``min_age`` seconds: a save in progress writes its blobs before the
   checkpoint that names them, and must not lose them to a concurrent ``gc``;
-* nothing at all when a checkpoint cannot be read (a damaged record, a missing manifest): its
-  blobs cannot be told apart from garbage, so the collection stops with one line saying what
-  to fix. Deleting is the one thing that cannot be undone.
+* nothing at all when a checkpoint cannot be read (a damaged record, a missing manifest, a
+  format newer than this nbelastic's): its blobs cannot be told apart from garbage, so the
+  collection stops with one line saying what to fix. Deleting is the one thing that cannot
+  be undone;
+* nothing at all through a link: a sidecar whose ``blobs/`` or ``checkpoints/`` is a symbolic
+  link is refused, as that link may lead to another notebook's state.
+
+A collection and a save exclude each other (nbelastic.lock.sidecar_lock): a save reusing an
+old blob would otherwise lose it to a gc that read the checkpoints before the save wrote its
+own.
 """
 
 from __future__ import annotations
@@ -30,9 +37,16 @@ from nbelastic.checkpoints import (
     is_reference,
     list_checkpoints,
 )
-from nbelastic.errors import NbelasticError
+from nbelastic.errors import CheckpointFormatError, NbelasticError
 from nbelastic.locations import require_sidecar
-from nbelastic.notebook import checkpoint_of, read_notebook, sidecar_dir, strip_checkpoint
+from nbelastic.lock import TIMEOUT_SECONDS, sidecar_lock
+from nbelastic.notebook import (
+    checkpoint_of,
+    held_checkpoint,
+    read_notebook,
+    sidecar_dir,
+    strip_checkpoint,
+)
 from nbelastic.planner import format_bytes
 from nbelastic.store import BlobStore, read_manifest
 from nbelastic.store.remote import is_url
@@ -85,7 +99,7 @@ def live_documents(notebook: Path) -> list[dict]:
     """Every checkpoint document that may still be restored from ``notebook``'s sidecar."""
     documents = [r.document for r in list_checkpoints(sidecar_dir(notebook))]
     for twin in twins(notebook):
-        document = checkpoint_of(read_notebook(twin))
+        document = held_checkpoint(read_notebook(twin), twin)
         if document is not None and not is_reference(document):  # a reference's record is in
             documents.append(document)
     return documents
@@ -125,25 +139,46 @@ def collect(
     *,
     min_age: float = DEFAULT_MIN_AGE,
     dry_run: bool = False,
-    documents: list[dict] | None = None,
+    lock_timeout: float = TIMEOUT_SECONDS,
 ) -> Collection:
     """Remove the unreferenced blobs of ``notebook``'s sidecar (see the module docstring).
 
-    ``documents`` overrides which checkpoints count as live (``strip --sidecar`` passes the
-    ones that remain after it drops the notebook's own).
+    Holds the sidecar alone meanwhile (no save runs), and refuses, deleting nothing, a sidecar
+    with a link in it: a ``blobs/`` linked to another notebook's sidecar would make this
+    collection delete that notebook's state.
     """
     notebook = Path(notebook)
-    if documents is None:
-        require_sidecar(notebook, checkpoint_of(read_notebook(notebook)))
-    store = BlobStore(sidecar_dir(notebook))
-    live = live_documents(notebook) if documents is None else documents
+    sidecar = sidecar_dir(notebook)
+    require_sidecar(notebook, checkpoint_of(read_notebook(notebook)))
+    refuse_links(sidecar)
+    with sidecar_lock(sidecar, exclusive=True, timeout=lock_timeout):
+        return _collect(BlobStore(sidecar), live_documents(notebook), min_age, dry_run)
+
+
+def refuse_links(sidecar: Path) -> None:
+    """NbelasticError if a directory nbelastic deletes in is a link (it may lead anywhere)."""
+    blobs = sidecar / "blobs"
+    directories = [blobs, history_dir(sidecar)]
+    if blobs.is_dir() and not blobs.is_symlink():
+        directories += sorted(blobs.iterdir())
+    linked = next((path for path in directories if path.is_symlink()), None)
+    if linked is not None:
+        raise NbelasticError(
+            f"{linked} is a symbolic link: nbelastic deletes nothing through a link, which may "
+            "lead to another notebook's state; nothing was deleted: replace the link by the "
+            "directory it points to, or remove it"
+        )
+
+
+def _collect(store: BlobStore, live: list[dict], min_age: float, dry_run: bool) -> Collection:
+    """The collection itself, for a caller holding the sidecar's lock."""
     needed = referenced_keys(live, store)
     result = Collection(min_age, referenced=len(needed & store.keys()))
     now = time.time()
     for key in sorted(store.keys() - needed):
         path = store.path(key)
         try:
-            status = path.stat()
+            status = path.lstat()
         except FileNotFoundError:
             continue
         if now - status.st_mtime < min_age:
@@ -231,35 +266,83 @@ def _holds(sidecar: Path, document: dict, record: CheckpointRecord) -> bool:
     return found is not None and found.id == record.id
 
 
+def _own_record(notebook: Path) -> CheckpointRecord | None:
+    """The record of the checkpoint ``notebook`` holds; None when it holds none, or one too
+    damaged to name its record (stripping is the way out of a damaged checkpoint)."""
+    try:
+        document = held_checkpoint(read_notebook(notebook), notebook)
+    except CheckpointFormatError:
+        return None
+    return current_record(sidecar_dir(notebook), document)
+
+
 def strip_with_sidecar(notebook: str | os.PathLike) -> Stripped:
     """Remove ``notebook``'s checkpoint, its records in the sidecar's history, and the blobs
     no remaining checkpoint uses (a twin notebook's, an older save's); then the sidecar itself
-    if nothing is left in it. Checks every remaining checkpoint before changing anything."""
+    if nothing is left in it. Checks everything it will touch before changing anything: every
+    remaining checkpoint, links, and that the sidecar can be written."""
     notebook = Path(notebook)
     sidecar = sidecar_dir(notebook)
     document = checkpoint_of(read_notebook(notebook))
     require_sidecar(notebook, document)
-    own = current_record(sidecar, document)
-    others = [checkpoint_of(read_notebook(twin)) for twin in twins(notebook) if twin != notebook]
-    others = [document for document in others if document is not None]
-    if own is not None and any(_holds(sidecar, document, own) for document in others):
-        own = None  # a twin still holds it: its record stays
-    records = list_checkpoints(sidecar)
-    if document is None and not others:
-        dropping = records  # stripped before: the history is all that is left of its state
-    else:
-        dropping = [record for record in records if own is not None and record.id == own.id]
-    remaining = [r.document for r in records if r not in dropping]
-    remaining += [document for document in others if not is_reference(document)]
-    store = BlobStore(sidecar_dir(notebook))
-    referenced_keys(remaining, store)  # fails, changing nothing, if one cannot be read
-    removed = strip_checkpoint(notebook)
-    for record in dropping:
-        with suppress(FileNotFoundError):
-            record.path.unlink()
-    dropped = [record.id for record in dropping]
-    collection = collect(notebook, min_age=0, documents=remaining)
-    if not any(checkpoint_of(read_notebook(twin)) for twin in twins(notebook)):
-        with suppress(FileNotFoundError):  # it lists the stripped checkpoint's variables
-            (sidecar_dir(notebook) / "manifest.txt").unlink()
+    _check_writable(sidecar)
+    refuse_links(sidecar)
+    with sidecar_lock(sidecar, exclusive=True):
+        own = _own_record(notebook)
+        others = [
+            held_checkpoint(read_notebook(twin), twin)
+            for twin in twins(notebook)
+            if twin != notebook
+        ]
+        others = [document for document in others if document is not None]
+        if own is not None and any(_holds(sidecar, document, own) for document in others):
+            own = None  # a twin still holds it: its record stays
+        records = list_checkpoints(sidecar)
+        if document is None and not others:
+            dropping = records  # stripped before: the history is all that is left of its state
+        else:
+            dropping = [record for record in records if own is not None and record.id == own.id]
+        remaining = [r.document for r in records if r not in dropping]
+        remaining += [document for document in others if not is_reference(document)]
+        store = BlobStore(sidecar)
+        referenced_keys(remaining, store)  # fails, changing nothing, if one cannot be read
+        removed = strip_checkpoint(notebook)
+        for record in dropping:
+            _delete(record.path)
+        dropped = [record.id for record in dropping]
+        collection = _collect(store, remaining, 0, dry_run=False)
+        if not any(checkpoint_of(read_notebook(twin)) for twin in twins(notebook)):
+            _delete(sidecar / "manifest.txt")  # it lists the stripped checkpoint's variables
     return Stripped(removed, dropped, collection, remove_empty_sidecar(notebook))
+
+
+def _check_writable(sidecar: Path) -> None:
+    """NbelasticError, before anything changed, if ``strip --sidecar`` could not finish."""
+    if not sidecar.exists() and not sidecar.is_symlink():
+        return
+    if not sidecar.is_dir():
+        raise NbelasticError(
+            f"{sidecar} is not a directory, so it is no sidecar store: nothing was changed; "
+            "move it away, or strip without --sidecar"
+        )
+    directories = [sidecar, *(p for p in (sidecar / "blobs", history_dir(sidecar)) if p.is_dir())]
+    blobs = sidecar / "blobs"
+    if blobs.is_dir():
+        directories += [p for p in blobs.iterdir() if p.is_dir()]
+    locked = next((d for d in directories if not os.access(d, os.W_OK | os.X_OK)), None)
+    if locked is not None:
+        raise NbelasticError(
+            f"cannot delete in {locked} (read-only, or not yours): nothing was changed; fix "
+            "its permissions and strip again"
+        )
+
+
+def _delete(path: Path) -> None:
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        pass
+    except OSError as error:
+        raise NbelasticError(
+            f"cannot delete {path} ({error.strerror or error}): fix the permissions and strip again"
+        ) from None

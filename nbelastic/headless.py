@@ -36,7 +36,7 @@ from nbelastic.driver import (
 )
 from nbelastic.errors import NbelasticError, StoreWriteError
 from nbelastic.lock import notebook_lock
-from nbelastic.notebook import read_notebook, sidecar_dir, write_notebook
+from nbelastic.notebook import put_back, read_notebook, sidecar_dir, write_notebook
 
 STATE_FILE = "run.json"
 STATE_FORMAT = 1
@@ -162,7 +162,7 @@ def read_state(target: Path) -> RunState | None:
         )
     except FileNotFoundError:
         return None
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError) as error:
         raise NbelasticError(
             f"{path} is damaged ({error}): delete it and run the notebook again without --resume"
         ) from None
@@ -225,14 +225,30 @@ def _save(
     done: int,
     echo: Callable[[str], None],
 ) -> dict:
-    """Write the notebook with its outputs so far, save the state, then record the run."""
+    """Write the notebook with its outputs so far, save the state, then record the run.
+
+    A save that fails puts the notebook back as it was: a failed command changes nothing.
+    """
     with notebook_lock(target):  # a save running meanwhile keeps its checkpoint
+        before = _contents(target)
         write_notebook(target, notebook, keep_checkpoint_of=target)
-    report = kernel.call("save", arguments, on_stderr=lambda text: echo(text.rstrip()))
+    try:
+        report = kernel.call("save", arguments, on_stderr=lambda text: echo(text.rstrip()))
+    except BaseException:
+        with notebook_lock(target):
+            put_back(target, before)
+        raise
     _write_state(
         target, RunState(done, len(cells), report["checkpoint"], _code_digest(cells[:done]))
     )
     return report
+
+
+def _contents(path: Path) -> str | None:
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
 
 
 def _write_state(target: Path, state: RunState) -> None:

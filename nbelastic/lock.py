@@ -13,6 +13,8 @@ the notebook after a save. A waiter may meanwhile have locked the deleted file; 
 the name no longer leads to the file it holds, and takes the lock again on the new file, so two
 savers never both hold it. Only a killed save leaves the empty file behind; the next save
 removes it.
+
+Saves and ``nbelastic gc`` also exclude each other on the sidecar (``sidecar_lock``).
 """
 
 from __future__ import annotations
@@ -89,3 +91,46 @@ def _still_named(descriptor: int, path: Path) -> bool:
         return False
     held = os.fstat(descriptor)
     return (named.st_dev, named.st_ino) == (held.st_dev, held.st_ino)
+
+
+@contextmanager
+def sidecar_lock(
+    sidecar: str | os.PathLike, *, exclusive: bool, timeout: float = TIMEOUT_SECONDS
+) -> Iterator[None]:
+    """Saves share a sidecar; ``gc`` and ``strip --sidecar`` hold it alone.
+
+    A save decides which blobs it reuses long before it writes the checkpoint that names them,
+    and a gc that read the checkpoints meanwhile would delete a reused blob: so a save holds
+    the shared lock from choosing its blobs to writing its checkpoint, and a collection the
+    exclusive one from reading the checkpoints to its last deletion. The lock is ``flock`` on
+    the sidecar directory itself (no file is left behind), which the OS releases when the
+    holder dies; a sidecar that does not exist (or is no directory) holds nothing to protect.
+    """
+    try:
+        descriptor = os.open(sidecar, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except (FileNotFoundError, NotADirectoryError):  # what writes there will say why it can't
+        yield
+        return
+    except OSError as error:
+        raise StoreWriteError(
+            f"cannot lock the sidecar {sidecar} ({error.strerror or error}): fix its "
+            "permissions and try again"
+        ) from None
+    try:
+        mode = fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(descriptor, mode | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise StoreWriteError(
+                        f"{'a save or gc' if exclusive else 'a gc'} of {sidecar} has been "
+                        f"running for over {timeout:.0f} s: wait for it to finish, or stop it, "
+                        "then try again"
+                    ) from None
+                time.sleep(0.05)
+        yield
+    finally:
+        os.close(descriptor)

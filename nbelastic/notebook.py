@@ -36,7 +36,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import suppress
 from functools import cache
 from importlib import resources
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import TYPE_CHECKING
 
 from nbelastic import __version__
@@ -98,6 +98,20 @@ def checkpoint_of(nb: nbformat.NotebookNode) -> dict | None:
     ({'format': 1}, None)
     """
     return nb.get("metadata", {}).get(METADATA_KEY)
+
+
+def held_checkpoint(nb: nbformat.NotebookNode, notebook: str | os.PathLike) -> dict | None:
+    """The checkpoint ``nb`` (read from ``notebook``) holds, validated, or None if it holds
+    none; a text header's reference stays a reference. CheckpointFormatError if malformed or
+    newer: a command must not act on what it cannot read."""
+    document = checkpoint_of(nb)
+    if document is None:
+        return None
+    return _validate(
+        document,
+        str(notebook),
+        remedy=f": save the state again, or remove it with `nbelastic strip {notebook}`",
+    )
 
 
 def hasher_version(document: dict) -> int:
@@ -195,7 +209,7 @@ def _with_checkpoint_ipynb(path: Path, text: str, checkpoint: dict) -> str | Non
         return None
     try:
         nb = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
     if not (
         isinstance(nb, dict)
@@ -280,6 +294,17 @@ def write_notebook(
     _save(path, nb)
 
 
+def put_back(notebook: str | os.PathLike, text: str | None) -> None:
+    """Make ``notebook`` hold ``text`` again (None: no file), atomically: the undo of a
+    command that failed after writing it."""
+    path = Path(notebook)
+    if text is None:
+        with suppress(FileNotFoundError):
+            path.unlink()
+    else:
+        _replace_atomically(path, text)
+
+
 # --- validation -------------------------------------------------------------------------------
 
 
@@ -347,6 +372,11 @@ def _beyond_schema(document: dict) -> Iterator[tuple[str, str]]:
         # Infinity and NaN would be written as bare words that no JSON reader but Python's accepts.
         if not math.isfinite(number):
             yield where, f"{number!r} is not a finite number"
+    store = document["store"]
+    if "://" not in store and (PurePosixPath(store).is_absolute() or PureWindowsPath(store).drive):
+        # nbelastic writes the path relative to the notebook (or a URL); an absolute one would
+        # point a restore at any directory of this machine.
+        yield "$.store", f"{store!r} is an absolute path, not one relative to the notebook"
     replay = plan["replay"]
     known = {execution["id"] for execution in executions}
     for index, execution_id in enumerate(replay):
@@ -396,7 +426,7 @@ def _plain_ipynb_metadata(path: Path) -> dict | None:
         return None
     try:
         nb = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+    except (OSError, ValueError, RecursionError):  # Unicode and JSON errors are ValueErrors
         return None
     if isinstance(nb, dict) and type(nb.get("nbformat")) is int and nb["nbformat"] == 4:
         metadata = nb.get("metadata")

@@ -143,6 +143,8 @@ def format_bytes(size: float) -> str:
     """
     if size < 1000:
         return f"{size:.0f} B"
+    if size >= 1e18:  # no store holds that much: a damaged or crafted count, said as such
+        return "over 1000 PB"
     for unit in ("kB", "MB", "GB", "TB"):
         size /= 1000
         if round(size, 1) < 1000:

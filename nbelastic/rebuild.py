@@ -75,6 +75,9 @@ def open_checkpoint(
     of the sender's choosing with this user's credentials. Only a review (``reviewing``, for
     ``nbelastic trust``), which the user asked for, reads it.
 
+    Nor may it name a directory outside the notebook's folder (``../other.nbelastic``, or a
+    link leading there): its data would come from this user's other notebooks.
+
     Without ``check_environment`` the packages' versions are not compared here: a restore
     compares them after loading (see ``warn_of_environment``).
     """
@@ -86,6 +89,12 @@ def open_checkpoint(
         raise TrustError(
             f"{notebook} keeps its state at {document['store']} and you did not sign it: "
             f"nothing was fetched; review it with `nbelastic trust {notebook}`"
+        )
+    if not (trusted or trust or reviewing) and _outside_folder(document["store"], notebook):
+        raise TrustError(
+            f"{notebook} keeps its state in {document['store']}, outside the notebook's folder, "
+            f"and you did not sign it: nothing was read; review it with `nbelastic trust "
+            f"{notebook}`"
         )
     history = History.from_json(document["history"])
     require_sidecar(notebook, document)
@@ -115,14 +124,15 @@ def open_checkpoint(
             store.prefetch([*(e.key for e in manifest.entries), *rng], progress)
         problems = store.check_many(entry.key for entry in manifest.entries)
         for entry in manifest.entries:
-            if problems[entry.key] is not None:
-                checkpoint.damaged[entry] = problems[entry.key]
+            problem = problems[entry.key] or codec_disagreement(store, entry)
+            if problem is not None:
+                checkpoint.damaged[entry] = problem
     for execution in history.executions:
         if execution.rng is None:
             continue
         try:
             checkpoint.rng_states[execution.id] = json.loads(store.get(execution.rng)[1])
-        except (NbelasticError, ValueError):
+        except (NbelasticError, ValueError, RecursionError):
             checkpoint.warnings.append(
                 f"the random state before cell {execution.id} is missing or damaged: "
                 "its random draws may come out differently"
@@ -136,6 +146,31 @@ def open_checkpoint(
                 "draws will not be the ones the saved kernel would have made"
             )
     return checkpoint
+
+
+def _outside_folder(location: str, notebook: Path) -> bool:
+    """Whether a local store leads out of the notebook's folder (``..``, or a link)."""
+    if is_url(location):
+        return False
+    folder = notebook.resolve().parent
+    return not (folder / location).resolve().is_relative_to(folder)
+
+
+def codec_disagreement(store: BlobStore | RemoteBlobStore, entry: ManifestEntry) -> str | None:
+    """Why a checked blob is not what its manifest line says it is (its own header names
+    another codec), or None. A disagreement is corruption: neither claim can be believed, and
+    a review must not show plain data where a load would unpickle."""
+    try:
+        with store.open(entry.key) as (codec, _):
+            pass
+    except NbelasticError as error:
+        return str(error)
+    if codec == entry.codec:
+        return None
+    return (
+        f"blob {entry.key[:12]} is corrupt (its header says {codec}, "
+        f"the manifest says {entry.codec})"
+    )
 
 
 def warn_of_environment(checkpoint: Checkpoint) -> None:

@@ -34,10 +34,10 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 
-from nbelastic.errors import TrustError
+from nbelastic.errors import BlobCorruptError, TrustError
 from nbelastic.history import PREEXISTING_CODE, UNMONITORED_CODE, History
 from nbelastic.planner import why_blocked
-from nbelastic.rebuild import Checkpoint, RestoreReport
+from nbelastic.rebuild import Checkpoint, RestoreReport, codec_disagreement
 from nbelastic.store import SAFE_CODECS, BlobStore, Manifest, ManifestEntry, load_group
 from nbelastic.store.remote import RemoteBlobStore
 
@@ -72,17 +72,34 @@ def loader(
 ) -> Callable[[ManifestEntry], Mapping[str, object]]:
     """Load a group, refusing codecs that run code unless trusted.
 
-    The codec checked is the one in the blob's own header, which is what decoding obeys: a
-    manifest line claiming ``json`` for a pickle changes nothing.
+    A blob whose own header names another codec than its manifest line is corrupt: loading it
+    raises, whatever either says.
     """
 
     def load(entry: ManifestEntry) -> Mapping[str, object]:
         with store.open(entry.key) as (codec, stream):
+            if codec != entry.codec:
+                raise BlobCorruptError(codec_disagreement(store, entry))
             if not trusted and codec not in SAFE_CODECS:
                 raise TrustError(f"{NOT_TRUSTED}: its {codec} blob runs code when loaded")
             return load_group(codec, stream, entry.names)
 
     return load
+
+
+def without_reserved_names(plan: LoadPlan, reserved: Collection[str]) -> LoadPlan:
+    """``plan`` less the groups that would bind a name in ``reserved`` or a dunder name."""
+    refused = {
+        entry
+        for entry in plan.entries
+        if any(name in reserved or name.startswith("__") for name in entry.names)
+    }
+    not_loaded = dict(plan.not_loaded)
+    for entry in refused:
+        for name in entry.names:
+            not_loaded[name] = f"{NOT_TRUSTED}: it would rebind a name of Python or IPython"
+    entries = tuple(entry for entry in plan.entries if entry not in refused)
+    return LoadPlan(entries, plan.replay, dict(plan.rebuilt), not_loaded)
 
 
 def complete_report(

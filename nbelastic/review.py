@@ -2,19 +2,18 @@
 
 ``nbelastic trust NB`` prints this review, then signs the checkpoint as this user (see
 nbelastic.trust). Nothing here runs code from the checkpoint: blobs are only read as bytes,
-pickles are walked opcode by opcode (``pickletools``) to name the functions they would call,
-and module blobs are read for the name they would import.
+pickles are read by nbelastic.store.pickles for the globals they would import (the same
+reading a trusted load is then held to), and module blobs for the name they would import.
 """
 
 from __future__ import annotations
 
 import os
-import pickletools
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from nbelastic.checkpoints import is_reference, sign_record
-from nbelastic.errors import NbelasticError
 from nbelastic.lock import notebook_lock
 from nbelastic.notebook import (
     METADATA_KEY,
@@ -25,7 +24,9 @@ from nbelastic.notebook import (
 )
 from nbelastic.planner import format_bytes
 from nbelastic.rebuild import open_checkpoint
+from nbelastic.restore_plan import plan_restore
 from nbelastic.store import SAFE_CODECS
+from nbelastic.store.pickles import UnreadablePickleError, describe, pickle_globals
 from nbelastic.trust import SIGNATURE_KEY, sign
 
 _SHOWN_GLOBALS = 12
@@ -41,9 +42,14 @@ class Review:
 
 
 def review(notebook: str | os.PathLike) -> Review:
-    """What restoring ``notebook``'s checkpoint would load and replay, in words."""
+    """What a trusted restore of ``notebook``'s checkpoint would load and replay, in words.
+
+    The review is of the load plan a trusted restore makes, not of the saved plan: a damaged
+    blob (missing, corrupt, or of another codec than its manifest line says) is rebuilt by
+    replaying cells, and those cells are listed with the others.
+    """
     notebook = Path(notebook)
-    checkpoint = open_checkpoint(notebook, check_blobs=False, reviewing=True)
+    checkpoint = open_checkpoint(notebook, reviewing=True)
     document = checkpoint.document
     if checkpoint.trusted:
         status = "signed by you"
@@ -52,33 +58,31 @@ def review(notebook: str | os.PathLike) -> Review:
     else:
         status = "NOT signed (no signature)"
     lines = [f"{notebook}: checkpoint written by {document['producer']}, {status}"]
+    plan = plan_restore(checkpoint, trust=True)
     runs_code, safe = [], []
-    for entry in checkpoint.manifest.entries:
+    for entry in plan.entries:
         label = ", ".join(entry.names)
         if entry.codec in SAFE_CODECS:
             safe.append(f"{label} ({entry.codec})")
             continue
-        try:
-            codec, payload = checkpoint.store.get(entry.key)
-        except NbelasticError:
-            runs_code.append(f"{label}: {entry.codec}, its blob is missing or damaged")
-            continue
-        runs_code.append(
-            f"{label}: {codec}, {format_bytes(len(payload))}, {_what_runs(codec, payload)}"
-        )
+        with checkpoint.store.open(entry.key) as (codec, stream):
+            runs_code.append(
+                f"{label}: {codec}, {format_bytes(entry.size)}, {_what_runs(codec, stream)}"
+            )
     if runs_code:
         lines.append(f"restoring it would load {len(runs_code)} value(s) that run code:")
         lines += [f"  {line}" for line in runs_code]
     if safe:
         lines.append(f"plain data, loaded even without trust: {', '.join(safe)}")
-    replay = document["plan"]["replay"]
-    if replay:
-        lines.append(f"and replay {len(replay)} cell(s):")
-        for execution_id in replay:
+    lines += [f"  {name}: {why}" for name, why in sorted(plan.rebuilt.items())]
+    lines += [f"  {name} NOT loaded: {why}" for name, why in sorted(plan.not_loaded.items())]
+    if plan.replay:
+        lines.append(f"and replay {len(plan.replay)} cell(s):")
+        for execution_id in plan.replay:
             lines.append(f"  cell {execution_id}:")
             code = checkpoint.history.execution(execution_id).code
             lines += [f"    | {line}" for line in code.splitlines() or [""]]
-    if not runs_code and not replay:
+    if not runs_code and not plan.replay:
         lines.append("restoring it runs no code")
     return Review(notebook, checkpoint.trusted, "\n".join(lines))
 
@@ -98,61 +102,17 @@ def trust_notebook(notebook: str | os.PathLike) -> None:
             write_checkpoint(notebook, signed)
 
 
-def _what_runs(codec: str, payload: bytes) -> str:
+def _what_runs(codec: str, stream: BinaryIO) -> str:
+    """What loading a blob of ``codec`` runs, read from its payload ``stream``."""
     if codec == "module":
-        return f"imports {payload.decode('utf-8', 'replace')}"
+        return f"imports {stream.read().decode('utf-8', 'replace')}"
     if codec in ("dill", "pickle"):
-        names = pickle_globals(payload)
-        if names is None:
-            return "a pickle that cannot be read"
+        try:
+            names = sorted(describe(name) for name in pickle_globals(stream))
+        except UnreadablePickleError:
+            return "a pickle that cannot be read, which will not load"
         more = f" and {len(names) - _SHOWN_GLOBALS} more" if len(names) > _SHOWN_GLOBALS else ""
         if not names:
             return "a pickle that calls no function"
         return "unpickling calls " + ", ".join(names[:_SHOWN_GLOBALS]) + more
     return f"an unknown codec {codec!r} that this nbelastic will not load"
-
-
-def pickle_globals(payload: bytes) -> list[str] | None:
-    """The ``module.name`` of every function or class a pickle refers to, without loading it.
-
-    None when the bytes are not a readable pickle. This is a reading aid, not a proof: a
-    pickle crafted to hide what it calls can compute a name this walk does not see, which is
-    why trusting a checkpoint means trusting whoever wrote it.
-
-    >>> import pickle, collections
-    >>> pickle_globals(pickle.dumps(collections.OrderedDict(a=1)))
-    ['collections.OrderedDict']
-    >>> pickle_globals(b"not a pickle") is None
-    True
-    """
-    found: set[str] = set()
-    strings: list[str] = []  # STACK_GLOBAL takes module and name from the two pushed before it
-    pushed: str | None = None  # the string the previous opcode pushed, if it pushed one
-    memo: dict[int, str] = {}
-    memoized = 0
-    try:
-        for opcode, argument, _ in pickletools.genops(payload):
-            name = opcode.name
-            if name == "MEMOIZE":
-                if pushed is not None:
-                    memo[memoized] = pushed
-                memoized += 1
-                continue
-            if name in ("PUT", "BINPUT", "LONG_BINPUT"):
-                if pushed is not None:
-                    memo[argument] = pushed
-                continue
-            pushed = None
-            if name == "GLOBAL":
-                found.add(str(argument).replace(" ", "."))
-            elif name == "STACK_GLOBAL":
-                found.add(".".join(strings[-2:]) if len(strings) >= 2 else "(a computed name)")
-            elif isinstance(argument, str) and ("UNICODE" in name or "STRING" in name):
-                pushed = argument
-            elif name in ("GET", "BINGET", "LONG_BINGET") and argument in memo:
-                pushed = memo[argument]
-            if pushed is not None:
-                strings.append(pushed)
-    except Exception:  # noqa: BLE001 - pickletools raises ValueError and others on junk
-        return None
-    return sorted(found)

@@ -102,6 +102,10 @@ def _minimum(value, bound, schema, root) -> bool:
     return not _is_number(value) or value >= bound
 
 
+def _maximum(value, bound, schema, root) -> bool:
+    return not _is_number(value) or value <= bound
+
+
 def _exclusive_minimum(value, bound, schema, root) -> bool:
     return not _is_number(value) or value > bound
 
@@ -146,6 +150,7 @@ _KEYWORDS: dict[str, Callable[[object, object, dict, dict], bool]] = {
     "minLength": _min_length,
     "pattern": _pattern,
     "minimum": _minimum,
+    "maximum": _maximum,
     "exclusiveMinimum": _exclusive_minimum,
     "properties": _properties,
     "required": _required,

@@ -7,9 +7,9 @@ re-indented JSON. For a sidecar blob, a summary of the value; for a checkpoint r
 summary as the notebook's.
 
 Nothing here runs code from the file: JSON is parsed, ``.npy`` arrays are read with pickle
-disabled, and dill pickles are only scanned for the names of the classes and functions they
-refer to (pickletools reads opcodes; it does not unpickle). Whatever cannot be summarised is
-printed as it is: a textconv that fails would break ``git diff`` itself.
+disabled, and pickles are only read for the globals they import (nbelastic.store.pickles, the
+reading ``nbelastic trust`` shows and a load is held to; nothing is unpickled). Whatever
+cannot be summarised is printed as it is: a textconv that fails would break ``git diff``.
 """
 
 from __future__ import annotations
@@ -17,10 +17,10 @@ from __future__ import annotations
 import ast
 import io
 import json
-import pickletools
 
 from nbelastic.notebook import METADATA_KEY
 from nbelastic.planner import format_bytes
+from nbelastic.store.pickles import UnreadablePickleError, describe, pickle_globals
 
 _BLOB_MAGIC = b"NBELASTIC-BLOB "
 _PREVIEW_CHARS = 300
@@ -29,12 +29,20 @@ _MAX_NAMES = 12
 
 
 def textconv(data: bytes) -> str:
-    """The diff text of one file's bytes, whatever kind of nbelastic file it is."""
+    """The diff text of one file's bytes, whatever kind of nbelastic file it is; the text as
+    it is when it cannot be summarised (nested too deeply for Python, say)."""
+    try:
+        return _textconv(data)
+    except RecursionError:
+        return data.decode("utf-8", "replace")
+
+
+def _textconv(data: bytes) -> str:
     if data.startswith(_BLOB_MAGIC):
         return describe_blob(data)
     try:
         parsed = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):
         return data.decode("utf-8", "replace")
     if isinstance(parsed, dict) and isinstance(parsed.get("document"), dict):
         return _describe_record(parsed)
@@ -83,7 +91,7 @@ def describe_document(document: object) -> str:
             first = (execution["code"].strip().splitlines() or [""])[0][:60]
             writes = ", ".join(execution["writes"]) or "-"
             lines.append(f"  [{execution['id']}] {first}  -> {writes}")
-    except (KeyError, TypeError, ValueError, AttributeError):
+    except (KeyError, TypeError, ValueError, AttributeError, OverflowError):
         return json.dumps(document, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
     return "\n".join(lines) + "\n"
 
@@ -103,6 +111,7 @@ def describe_blob(data: bytes) -> str:
         "module": lambda p: f"module {p.decode('utf-8', 'replace')}",
         "manifest": lambda p: p.decode("utf-8", "replace").rstrip("\n"),
         "dill": _pickle_preview,
+        "pickle": _pickle_preview,
     }.get(codec)
     try:
         body = describe(payload) if describe else "(unknown codec)"
@@ -129,7 +138,7 @@ def _npy_preview(payload: bytes) -> str:
         import numpy
     except ImportError:
         return _npy_header(payload)
-    array = numpy.load(io.BytesIO(payload), allow_pickle=False)
+    array = numpy.lib.format.read_array(io.BytesIO(payload), allow_pickle=False)
     flat = array.reshape(-1)[:_PREVIEW_ITEMS].tolist()
     more = " ..." if array.size > _PREVIEW_ITEMS else ""
     return f"ndarray dtype={array.dtype} shape={array.shape}\nfirst values: {flat}{more}"
@@ -145,33 +154,10 @@ def _npy_header(payload: bytes) -> str:
 
 
 def _pickle_preview(payload: bytes) -> str:
-    """The classes and functions a pickle refers to, read from its opcodes (not unpickled).
-
-    ``STACK_GLOBAL`` takes module and name from the two values pushed just before it, literal
-    strings or memo fetches; tracking those two (and the memo) is enough to name them.
-    """
-    names: list[str] = []
-    recent: list[object] = [None, None]  # the last two values pushed
-    memo: dict[int, object] = {}
-    for opcode, argument, _ in pickletools.genops(payload):
-        name = opcode.name
-        if name in ("SHORT_BINUNICODE", "BINUNICODE", "UNICODE", "BINUNICODE8"):
-            recent = [recent[1], argument]
-        elif name in ("BINGET", "LONG_BINGET", "GET"):
-            recent = [recent[1], memo.get(argument)]
-        elif name == "MEMOIZE":
-            memo[len(memo)] = recent[1]
-        elif name in ("BINPUT", "LONG_BINPUT", "PUT"):
-            memo[argument] = recent[1]
-        elif name == "STACK_GLOBAL":
-            module, qualname = recent
-            if isinstance(module, str) and isinstance(qualname, str):
-                names.append(f"{module}.{qualname}")
-            recent = [None, None]
-        elif name in ("GLOBAL", "INST"):
-            names.append(str(argument).replace(" ", "."))
-        elif opcode.stack_after:
-            recent = [recent[1], None]
-    unique = list(dict.fromkeys(names))
-    shown = ", ".join(unique[:_MAX_NAMES]) + (" ..." if len(unique) > _MAX_NAMES else "")
-    return f"dill pickle (not loaded: unpickling runs code)\nrefers to: {shown or 'builtins only'}"
+    """The globals a pickle imports, read by nbelastic.store.pickles (it is not unpickled)."""
+    try:
+        names = [describe(name) for name in pickle_globals(payload)]
+    except UnreadablePickleError as error:
+        return f"dill pickle (not loaded): {error}"
+    shown = ", ".join(names[:_MAX_NAMES]) + (" ..." if len(names) > _MAX_NAMES else "")
+    return f"dill pickle (not loaded: unpickling runs code)\nrefers to: {shown or 'no global'}"

@@ -19,7 +19,7 @@ from nbelastic.checkpoints import (
 )
 from nbelastic.errors import NoCheckpointError
 from nbelastic.locations import open_store, require_sidecar
-from nbelastic.notebook import checkpoint_of, read_notebook, sidecar_dir
+from nbelastic.notebook import held_checkpoint, read_notebook, sidecar_dir
 from nbelastic.planner import format_bytes
 from nbelastic.tables import format_table
 
@@ -51,7 +51,7 @@ class LogEntry:
 def checkpoint_log(notebook: str | os.PathLike) -> list[LogEntry]:
     """The notebook's checkpoints, oldest first; NoCheckpointError if it has none."""
     notebook = Path(notebook)
-    document = checkpoint_of(read_notebook(notebook))
+    document = held_checkpoint(read_notebook(notebook), notebook)
     require_sidecar(notebook, document)
     current = current_record(sidecar_dir(notebook), document)
     records = list_checkpoints(sidecar_dir(notebook))

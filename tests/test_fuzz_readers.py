@@ -7,6 +7,7 @@ the magic print as one line; any other exception would be a traceback in the use
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import copy
 import hashlib
@@ -21,7 +22,7 @@ from hypothesis import strategies as st
 from nbelastic.errors import NbelasticError
 from nbelastic.history import History
 from nbelastic.notebook import read_checkpoint, validate_checkpoint
-from nbelastic.store import BlobStore, Manifest, ManifestEntry, read_manifest
+from nbelastic.store import BlobStore, Manifest, ManifestEntry, read_manifest, write_manifest
 from nbelastic.trust import is_trusted, sign
 
 SETTINGS = settings(
@@ -190,3 +191,182 @@ def test_a_signed_checkpoint_survives_the_readers(tmp_path: Path, suffix):
     notebook = tmp_path / f"nb{suffix}"
     write_checkpoint(notebook, sign(valid_document()), new_cells=["x = 41"])
     open_document(read_checkpoint(notebook))
+
+
+# --- every command that reads a checkpoint, on generated notebooks and sidecars -----------------
+
+COMMAND_SETTINGS = settings(
+    max_examples=200,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+SLOW_COMMAND_SETTINGS = settings(COMMAND_SETTINGS, max_examples=1000)
+_VALUES = {"n": 3, "words": ["a", "b"], "pair": (1, 2), "text": "é"}
+_DEEP = "<nested 100,000 deep>"  # written as that many brackets: json cannot dump it
+# Numbers and nesting no valid checkpoint holds: past a float, past Python's recursion limit.
+hostile_values = st.one_of(
+    json_values,
+    st.sampled_from([10**400, -(10**400), 2**63, 1e308, "../..", "/etc", "a" * 5000]),
+    st.just(_DEEP),
+)
+
+
+@st.composite
+def sidecar_damage(draw) -> list[tuple]:
+    """What a sender, or a damaged copy, does to a notebook and its sidecar."""
+    damage = st.one_of(
+        st.tuples(st.just("document"), st.data()),
+        st.tuples(st.just("metadata"), hostile_values),
+        st.tuples(st.just("blob"), st.binary(max_size=200), st.sampled_from(["raw", "header"])),
+        st.tuples(st.just("codec"), st.sampled_from(["json", "npy", "dill", "pickle", "module"])),
+        st.tuples(st.just("manifest"), st.lists(manifest_line(), max_size=3)),
+        st.tuples(st.just("record"), hostile_values),
+        st.tuples(st.just("link"), st.sampled_from(["blobs", "checkpoints"])),
+        st.tuples(st.just("twin"), notebook_texts),
+    )
+    return draw(st.lists(damage, min_size=1, max_size=3))
+
+
+def _mutate(document: dict, data: st.DataObject) -> None:
+    path = data.draw(st.sampled_from(paths(document)[1:]))
+    parent = document
+    for step in path[:-1]:
+        parent = parent[step]
+    if isinstance(parent, dict) and data.draw(st.booleans()):
+        del parent[path[-1]]
+    else:
+        parent[path[-1]] = data.draw(hostile_values)
+
+
+def build_damaged(directory: Path, damage: list[tuple]) -> Path:
+    """A notebook saved with a few values and a recorded checkpoint, then damaged."""
+    from sidecar_documents import save_values
+
+    from nbelastic.checkpoints import record_checkpoint
+    from nbelastic.notebook import sidecar_dir
+
+    notebook = directory / "nb.ipynb"
+    document = save_values(notebook, _VALUES, write=False)
+    sidecar = sidecar_dir(notebook)
+    store = BlobStore(sidecar)
+    record_checkpoint(sidecar, document)
+    metadata: object = copy.deepcopy(document)
+    for kind, *arguments in damage:
+        keys = sorted(store.keys())
+        if kind == "document" and isinstance(metadata, dict):
+            _mutate(metadata, arguments[0])
+        elif kind == "metadata":
+            metadata = arguments[0]
+        elif kind == "blob" and keys:
+            payload, form = arguments
+            data = payload if form == "raw" else b"NBELASTIC-BLOB 1 dill\n" + payload
+            store.path(keys[len(payload) % len(keys)]).write_bytes(data)
+        elif kind == "codec":  # a manifest line claiming another codec than its blob's
+            try:
+                entries = read_manifest(store, document["manifest"]).entries
+            except NbelasticError:  # damaged by an earlier step
+                continue
+            claimed = [ManifestEntry(e.names, arguments[0], e.size, e.key) for e in entries]
+            if isinstance(metadata, dict):
+                metadata["manifest"] = write_manifest(store, Manifest(tuple(claimed)))
+        elif kind == "manifest" and isinstance(metadata, dict):
+            text = "# nbelastic manifest 1\n" + "".join(arguments[0])
+            metadata["manifest"] = store.put("manifest", text.encode())
+        elif kind == "record":
+            for record in (sidecar / "checkpoints").glob("*.json"):
+                record.write_text(_dumps({"format": 1, "document": arguments[0]}))
+        elif kind == "link":
+            target = directory / f"elsewhere-{arguments[0]}"
+            target.mkdir(exist_ok=True)
+            moved = sidecar / arguments[0]
+            if moved.is_dir() and not moved.is_symlink():
+                moved.rename(target / "moved")
+                moved.symlink_to(target)
+        elif kind == "twin":
+            (directory / "nb.py").write_text(arguments[0], encoding="utf-8")
+    nb = nbformat.v4.new_notebook(metadata={"nbelastic": metadata})
+    notebook.write_text(_dumps(nb), encoding="utf-8")
+    return notebook
+
+
+def _dumps(value: object) -> str:
+    deep = "[" * 100_000 + "]" * 100_000
+    return json.dumps(value, default=str).replace(json.dumps(_DEEP), deep)
+
+
+def every_reader(notebook: Path) -> None:
+    """Run every command that reads ``notebook``'s checkpoint; only one-line errors may come
+    out (the CLI's exit codes 1 and 2), never an exception."""
+    from click.testing import CliRunner
+
+    from nbelastic.cli import main
+    from nbelastic.kernel.autorestore import _restore as autorestore_reads
+    from nbelastic.rebuild import open_checkpoint
+    from nbelastic.restore_plan import loader, plan_restore
+    from nbelastic.server import SaveGuard, _carries_checkpoint
+    from nbelastic.textconv import textconv
+
+    runner = CliRunner()
+    for command in (
+        ["status"],
+        ["status", "--json"],
+        ["log"],
+        ["diff", "1", "latest"],
+        ["gc", "--dry-run"],
+        ["gc", "--min-age", "0"],
+        ["trust"],
+    ):
+        result = runner.invoke(main, [*command, str(notebook)], input="n\n")
+        assert result.exception is None or isinstance(result.exception, SystemExit), (
+            command,
+            result.exception,
+        )
+        assert result.exit_code in (0, 1, 2), (command, result.output)
+        errors = [line for line in result.stderr.splitlines() if "error" in line]
+        assert all(line.startswith("nbelastic: ") for line in errors), result.stderr
+    # verify: what the command reads before its kernel starts, then what an untrusted
+    # restore in the kernel reads and loads
+    with contextlib.suppress(NbelasticError):
+        open_checkpoint(notebook, check_blobs=False, check_environment=False)
+        checkpoint = open_checkpoint(notebook, check_environment=False)
+        load = loader(checkpoint.store, trusted=False)
+        for entry in plan_restore(checkpoint).entries:
+            with contextlib.suppress(NbelasticError):
+                load(entry)
+    with contextlib.suppress(NbelasticError):
+        asyncio.run(autorestore_reads(notebook))
+    # git textconv, of the notebook and of every file in its sidecar
+    for path in [notebook, *sorted(notebook.with_suffix(".nbelastic").rglob("*"))]:
+        if path.is_file():
+            textconv(path.read_bytes())
+    # the server extension: whether a new kernel restores, and what a UI save keeps
+    _carries_checkpoint(notebook)
+    model = {"type": "notebook", "content": {"metadata": {}}}
+    SaveGuard(notebook.parent).pre_save(model, notebook.name)
+
+
+_EXAMPLE = iter(range(10**9))
+
+
+def _every_reader_on(tmp_path: Path, damage: list[tuple]) -> None:
+    directory = tmp_path / f"example-{next(_EXAMPLE)}"
+    directory.mkdir()
+    every_reader(build_damaged(directory, damage))
+
+
+def test_every_reader_reads_the_undamaged_notebook(tmp_path):
+    notebook = build_damaged(tmp_path, [])
+    every_reader(notebook)
+
+
+@COMMAND_SETTINGS
+@given(damage=sidecar_damage())
+def test_every_reader_of_a_damaged_notebook_gives_only_one_line_errors(tmp_path, damage):
+    _every_reader_on(tmp_path, damage)
+
+
+@pytest.mark.slow
+@SLOW_COMMAND_SETTINGS
+@given(damage=sidecar_damage())
+def test_every_reader_of_a_thousand_damaged_notebooks_gives_only_one_line_errors(tmp_path, damage):
+    _every_reader_on(tmp_path, damage)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import io
 import os
 import pickle
 import re
@@ -16,12 +17,13 @@ import pytest
 from checkpoint_kernels import restore_in_kernel, save_in_kernel
 
 from nbelastic.driver import Kernel
-from nbelastic.errors import TrustError
+from nbelastic.errors import BlobCorruptError, TrustError
 from nbelastic.history import History
 from nbelastic.notebook import read_checkpoint, sidecar_dir, write_checkpoint
 from nbelastic.restore_plan import loader, plan_load
-from nbelastic.review import _what_runs, pickle_globals
+from nbelastic.review import _what_runs
 from nbelastic.store import BlobStore, Manifest, ManifestEntry, read_manifest, write_manifest
+from nbelastic.store.pickles import pickle_globals
 from nbelastic.trust import SECRET_ENV, is_trusted, secret_path, sign
 
 KEY = "ab" * 32
@@ -146,7 +148,7 @@ class _Touch:
 
 def test_the_review_names_what_a_hostile_pickle_would_call(tmp_path):
     payload = pickle.dumps({"t": _Touch(tmp_path / "marker")})
-    assert "io.open" in pickle_globals(payload)
+    assert ("io", "open") in pickle_globals(payload)
     assert not (tmp_path / "marker").exists()
 
 
@@ -195,12 +197,22 @@ def test_trusted_loads_everything_as_planned():
     assert plan.not_loaded == {}
 
 
-def test_untrusted_loader_obeys_the_blobs_own_codec_not_the_manifest(tmp_path):
+@pytest.mark.parametrize("trusted", [False, True])
+def test_a_blob_whose_codec_disagrees_with_its_manifest_line_is_corrupt(tmp_path, trusted):
     store = BlobStore(tmp_path)
     payload = pickle.dumps({"t": _Touch(tmp_path / "marker")})
     lying = ManifestEntry(("t",), "json", len(payload), store.put("dill", payload))
+    with pytest.raises(BlobCorruptError, match="its header says dill, the manifest says json"):
+        loader(store, trusted=trusted)(lying)
+    assert not (tmp_path / "marker").exists()
+
+
+def test_an_untrusted_loader_refuses_a_pickle(tmp_path):
+    store = BlobStore(tmp_path)
+    payload = pickle.dumps({"t": _Touch(tmp_path / "marker")})
+    entry = ManifestEntry(("t",), "dill", len(payload), store.put("dill", payload))
     with pytest.raises(TrustError, match="not trusted: its dill blob runs code"):
-        loader(store, trusted=False)(lying)
+        loader(store, trusted=False)(entry)
     assert not (tmp_path / "marker").exists()
 
 
@@ -240,9 +252,11 @@ def test_an_untrusted_malicious_pickle_executes_nothing(tmp_path, signature, man
 
     assert not marker.exists()
     assert not report["trusted"] and not report["ok"]
-    assert "not trusted" in report["not_loaded"]["t"]
+    expected = "not trusted" if manifest_codec == "dill" else "corrupt"
+    assert expected in report["not_loaded"]["t"]
     assert values == {"x": "[1, 2, 3]"}
-    assert any("nbelastic trust" in warning for warning in report["warnings"])
+    if manifest_codec == "dill":
+        assert any("nbelastic trust" in warning for warning in report["warnings"])
 
 
 @pytest.mark.kernel
@@ -364,4 +378,4 @@ def test_the_review_names_what_a_pickle_blob_calls_whichever_pickler_wrote_it(co
     import collections
 
     payload = pickle.dumps(collections.OrderedDict(a=1))
-    assert _what_runs(codec, payload) == "unpickling calls collections.OrderedDict"
+    assert _what_runs(codec, io.BytesIO(payload)) == "unpickling calls collections.OrderedDict"

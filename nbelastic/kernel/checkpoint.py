@@ -15,6 +15,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractContextManager, nullcontext, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,7 +31,7 @@ from nbelastic.kernel.monitor import Monitor
 from nbelastic.kernel.namespace import user_namespace
 from nbelastic.kernel.rng import rng_state, set_rng_state
 from nbelastic.locations import save_store
-from nbelastic.lock import notebook_lock
+from nbelastic.lock import notebook_lock, sidecar_lock
 from nbelastic.notebook import FORMAT_VERSION, read_checkpoint, sidecar_dir, write_checkpoint
 from nbelastic.objects import HASHER_VERSION, Profile, profile
 from nbelastic.planner import Group, Plan, format_bytes, make_plan
@@ -42,7 +43,7 @@ from nbelastic.rebuild import (
     rebuild,
     warn_of_environment,
 )
-from nbelastic.restore_plan import complete_report, loader, plan_restore
+from nbelastic.restore_plan import complete_report, loader, plan_restore, without_reserved_names
 from nbelastic.store import (
     BlobStore,
     Manifest,
@@ -50,7 +51,7 @@ from nbelastic.store import (
     store_group,
     write_manifest,
 )
-from nbelastic.store.remote import store_location
+from nbelastic.store.remote import RemoteBlobStore, store_location
 from nbelastic.trust import sign
 
 
@@ -121,33 +122,36 @@ def save_checkpoint(
     namespace, profiles, groups = _survey(monitor)
     if bandwidth is None:
         bandwidth = store.measure_bandwidth()
-    keys_before = store.keys()
-    plan, entries = _plan_and_store(
-        store, monitor.history, groups, namespace, bandwidth, strategy, progress
-    )
-    manifest = Manifest(tuple(sorted(entries)))
-    manifest_key = store.put("manifest", manifest.to_text().encode("utf-8"))
-    rng_keys = {
-        execution_id: store.put("json", json.dumps(state, sort_keys=True).encode())
-        for execution_id, state in monitor.rng_states.items()
-    }
-    rng_now_key = store.put("json", json.dumps(rng_now, sort_keys=True).encode())
-    store.flush(progress)  # every blob is in place before anything points at it
-    document = _document(notebook, store, manifest_key, plan, monitor.history, profiles, rng_keys)
-    document["rng"] = rng_now_key
-    document["environment"] = fingerprint(namespace.values())
-    new_cells = [e.code for e in monitor.history.executions if e.replayable]
-    # One save at a time takes an id (signed with the rest: a text notebook keeps only the id,
-    # see nbelastic.checkpoints), records the checkpoint in the sidecar's history, writes the
-    # notebook, then manifest.txt. The record comes first because a text notebook refers to
-    # it; a crash after it leaves a checkpoint that `nbelastic log` lists and the notebook does
-    # not hold yet, and manifest.txt one save behind (the next save rewrites it).
-    with notebook_lock(notebook):
-        document["checkpoint"] = next_checkpoint_id(sidecar_dir(notebook), document)
-        document = sign(document)
-        checkpoint_id = record_checkpoint(sidecar_dir(notebook), document)
-        write_checkpoint(notebook, document, new_cells=new_cells)
-        write_manifest(store, manifest)
+    with _excluding_gc(store):  # a gc meanwhile would not see the blobs this save reuses
+        keys_before = store.keys()
+        plan, entries = _plan_and_store(
+            store, monitor.history, groups, namespace, bandwidth, strategy, progress
+        )
+        manifest = Manifest(tuple(sorted(entries)))
+        manifest_key = store.put("manifest", manifest.to_text().encode("utf-8"))
+        rng_keys = {
+            execution_id: store.put("json", json.dumps(state, sort_keys=True).encode())
+            for execution_id, state in monitor.rng_states.items()
+        }
+        rng_now_key = store.put("json", json.dumps(rng_now, sort_keys=True).encode())
+        store.flush(progress)  # every blob is in place before anything points at it
+        document = _document(
+            notebook, store, manifest_key, plan, monitor.history, profiles, rng_keys
+        )
+        document["rng"] = rng_now_key
+        document["environment"] = fingerprint(namespace.values())
+        new_cells = [e.code for e in monitor.history.executions if e.replayable]
+        # One save at a time takes an id (signed with the rest: a text notebook keeps only the id,
+        # see nbelastic.checkpoints), records the checkpoint in the sidecar's history, writes the
+        # notebook, then manifest.txt. The record comes first because a text notebook refers to
+        # it; a crash after it leaves a checkpoint that `nbelastic log` lists and the notebook does
+        # not hold yet, and manifest.txt one save behind (the next save rewrites it).
+        with notebook_lock(notebook):
+            document["checkpoint"] = next_checkpoint_id(sidecar_dir(notebook), document)
+            document = sign(document)
+            checkpoint_id = record_checkpoint(sidecar_dir(notebook), document)
+            write_checkpoint(notebook, document, new_cells=new_cells)
+            write_manifest(store, manifest)
     new_keys = store.keys() - keys_before
     return SaveReport(
         notebook=notebook,
@@ -158,6 +162,15 @@ def save_checkpoint(
         seconds=time.perf_counter() - started,
         checkpoint=checkpoint_id,
     )
+
+
+def _excluding_gc(store: BlobStore | RemoteBlobStore) -> AbstractContextManager:
+    """The sidecar's shared lock (see nbelastic.lock.sidecar_lock) for a local store."""
+    if not isinstance(store, BlobStore):
+        return nullcontext()
+    with suppress(OSError):  # if it cannot be made, the save's first write says why
+        store.root.mkdir(parents=True, exist_ok=True)
+    return sidecar_lock(store.root, exclusive=False)
 
 
 def plan_now(
@@ -290,7 +303,8 @@ def restore_checkpoint(
 
     ``at`` names an earlier checkpoint of the sidecar's history (see nbelastic.checkpoints)
     to restore instead of the one the notebook holds. A checkpoint this user did not sign
-    loads only what cannot run code, unless ``trust`` (see nbelastic.trust). Called from a
+    loads only what cannot run code, unless ``trust`` (see nbelastic.trust), binds no
+    reserved name, and leaves its history behind (see Monitor.adopt_values). Called from a
     cell that does not await it, a replayed cell with top-level ``await`` fails, saying how to
     restore it (see ``restore_checkpoint_async``).
     """
@@ -324,7 +338,10 @@ async def _restore(monitor, notebook, progress, at, trust, *, awaited: bool) -> 
     checkpoint = open_checkpoint(
         notebook, document, progress=progress, trust=trust, check_environment=False
     )
+    trusted = trust or checkpoint.trusted
     plan = plan_restore(checkpoint, trust=trust)
+    if not trusted:
+        plan = without_reserved_names(plan, _reserved_names(monitor.shell))
     shell = monitor.shell
     monitor.paused = True
     try:
@@ -333,7 +350,7 @@ async def _restore(monitor, notebook, progress, at, trust, *, awaited: bool) -> 
             plan.entries,
             plan.replay,
             comparable_variables(checkpoint),
-            load_group=loader(checkpoint.store, trusted=trust or checkpoint.trusted),
+            load_group=loader(checkpoint.store, trusted=trusted),
             run_execution=_cell_runner(shell, checkpoint.rng_states, monitor.entropy, awaited),
             namespace=shell.user_ns,
             progress=progress,
@@ -343,9 +360,21 @@ async def _restore(monitor, notebook, progress, at, trust, *, awaited: bool) -> 
         monitor.paused = False
     if checkpoint.rng_at_save is not None:
         set_rng_state(checkpoint.rng_at_save)
-    monitor.adopt(checkpoint.history, checkpoint.rng_states, report.profiles)
+    if trusted:
+        monitor.adopt(checkpoint.history, checkpoint.rng_states, report.profiles)
+    else:
+        monitor.adopt_values(report.loaded, report.profiles)
     warn_of_environment(checkpoint)
     return complete_report(report, checkpoint, plan, trust=trust)
+
+
+def _reserved_names(shell) -> set[str]:
+    """Names an untrusted checkpoint may not bind: Python's builtins, IPython's own (``In``,
+    ``get_ipython``, ``exit``...), and every dunder. Bound from plain data, ``print`` or
+    ``get_ipython`` would be the sender's object the next time the user calls it."""
+    import builtins
+
+    return set(dir(builtins)) | set(shell.user_ns_hidden) | {"get_ipython", "__builtins__"}
 
 
 NOT_AWAITED = (

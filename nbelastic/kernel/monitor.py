@@ -148,6 +148,25 @@ class Monitor:
         # a later save could plan to rebuild every restored variable by running it again.
         self._pending = None
 
+    def adopt_values(self, names: Iterable[str], profiles: Mapping[str, Profile]) -> None:
+        """Continue from a checkpoint this user did not trust: its values, never its history.
+
+        The cells in that history were not run here by this user: adopted, a save would sign
+        them as this user's and plan to replay them, and the next restore (or JupyterLab
+        opening the notebook) would run them. The loaded values are recorded as made where no
+        cell was watched, which cannot be replayed, so a save stores them.
+        """
+        namespace = user_namespace(self.shell)
+        loaded = sorted(name for name in names if name in namespace)
+        if loaded:
+            self.history.record(UNMONITORED_CODE, 0.0, writes=loaded, replayable=False)
+        for name in loaded:
+            self.remember(
+                name, profiles[name] if name in profiles else self.profile(namespace[name])
+            )
+        self._seen = Bindings.of(self.shell.user_ns)
+        self._pending = None  # nor is the restore the work of the cell that ran it (see adopt)
+
     def pre_run_cell(self, info) -> None:
         """IPython event: note what the cell may touch, before it runs."""
         self._depth += 1

@@ -228,11 +228,17 @@ class BlobStore:
         return bool(KEY_PATTERN.fullmatch(key)) and self.path(key).is_file()
 
     def keys(self) -> set[str]:
-        """Keys of all blobs present; temp files of an interrupted write are not blobs."""
+        """Keys of all blobs present; temp files of an interrupted write are not blobs, nor
+        is anything under a linked directory (see ``_checked_path``)."""
         blobs = self.root / "blobs"
-        if not blobs.is_dir():
+        if not blobs.is_dir() or blobs.is_symlink():
             return set()
-        found = {f"{d.name}{f.name}" for d in blobs.iterdir() if d.is_dir() for f in d.iterdir()}
+        found = {
+            f"{d.name}{f.name}"
+            for d in blobs.iterdir()
+            if d.is_dir() and not d.is_symlink()
+            for f in d.iterdir()
+        }
         return {key for key in found if KEY_PATTERN.fullmatch(key)}
 
     def temp_files(self) -> list[Path]:
@@ -329,7 +335,14 @@ class BlobStore:
                 f"{key!r} is not a blob key (64 lowercase hex digits); the checkpoint metadata"
                 f" is damaged: save again from a kernel that still holds the state"
             )
-        return self.path(key)
+        path = self.path(key)
+        linked = next((d for d in (path.parent.parent, path.parent) if d.is_symlink()), None)
+        if linked is not None:
+            raise CheckpointFormatError(
+                f"{linked} is a symbolic link: nbelastic reads no blob through a link out of the"
+                f" sidecar store {self.root}; replace the link by the directory it points to"
+            )
+        return path
 
     def _present(self, key: str, size: int) -> bool:
         """Whether blob ``key`` is already there whole (a file of its size under its name)."""

@@ -53,11 +53,18 @@ from nbelastic.errors import (
     UnserializableError,
 )
 from nbelastic.store.blobs import byte_view
+from nbelastic.store.pickles import (
+    RefusedGlobalError,
+    UnreadablePickleError,
+    pickle_globals,
+    restricted_load,
+)
 
 CODECS = ("json", "npy", "module", "dill", "pickle")
 SAFE_CODECS = frozenset({"json", "npy"})
 _MAX_JSON_INT_BITS = 14_000  # ~4200 digits, under CPython's default int <-> str limit of 4300
 _MAIN = re.compile(b"__main__")
+_NPY_MAGIC = b"\x93NUMPY"
 
 
 class BlobSink(Protocol):
@@ -122,15 +129,13 @@ def load_group(codec: str, stream: BinaryIO, names: Sequence[str]) -> dict[str, 
         if codec == "json":
             values = {names[0]: json.loads(stream.read().decode("utf-8"))}
         elif codec == "npy":
-            import numpy
-
-            values = {names[0]: numpy.load(stream, allow_pickle=False)}
+            values = {names[0]: _load_npy(stream, label)}
         elif codec == "module":
             values = {names[0]: importlib.import_module(stream.read().decode("utf-8"))}
-        elif codec == "pickle":
-            values = pickle.load(stream)
         else:
-            values = dill.load(stream)
+            values = _unpickle(codec, stream, label)
+    except NbelasticError:
+        raise
     except Exception as e:
         raise RestoreError(
             f"{label}: cannot load from its {codec} blob ({type(e).__name__}: {_first_line(e)});"
@@ -141,6 +146,43 @@ def load_group(codec: str, stream: BinaryIO, names: Sequence[str]) -> dict[str, 
             f"{label}: the {codec} blob holds other variables; the checkpoint is damaged"
         )
     return {name: values[name] for name in names}
+
+
+def _load_npy(stream: BinaryIO, label: str) -> object:
+    """One ``.npy`` array, pickling disabled; anything else (an ``.npz`` archive, which
+    ``numpy.load`` would open as an NpzFile) is a damaged blob."""
+    import numpy
+
+    start = stream.tell()
+    if stream.read(len(_NPY_MAGIC)) != _NPY_MAGIC:
+        raise CheckpointFormatError(
+            f"{label}: its npy blob holds no .npy array; the checkpoint is damaged: save again"
+            " from a kernel that still holds the state"
+        )
+    stream.seek(start)
+    return numpy.lib.format.read_array(stream, allow_pickle=False)
+
+
+def _unpickle(codec: str, stream: BinaryIO, label: str) -> object:
+    """Unpickle, importing only the globals a review of these very bytes names (see
+    nbelastic.store.pickles): what ``nbelastic trust`` showed is all the load can call."""
+    start = stream.tell()
+    try:
+        allowed = pickle_globals(stream)
+    except UnreadablePickleError as error:
+        raise CheckpointFormatError(
+            f"{label}: its {codec} blob is damaged ({error}); save again from a kernel that "
+            "still holds the state"
+        ) from None
+    stream.seek(start)
+    unpickler = pickle.Unpickler if codec == "pickle" else dill.Unpickler
+    try:
+        return restricted_load(unpickler, stream, allowed)
+    except RefusedGlobalError as refused:
+        raise CheckpointFormatError(
+            f"{label}: its {codec} blob imports {refused}, a name its bytes do not hold (a "
+            "crafted pickle?), so it was not loaded"
+        ) from None
 
 
 def decode_group(codec: str, payload: bytes, names: Sequence[str]) -> dict[str, object]:
