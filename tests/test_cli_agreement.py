@@ -68,6 +68,7 @@ def test_a_notebook_renamed_or_moved_with_its_sidecar_keeps_its_history(saved, n
     )
 
 
+@pytest.mark.kernel
 def test_a_notebook_renamed_with_its_sidecar_in_git_verifies(saved):
     git = ["git", "-C", str(saved.parent)]
     subprocess.run([*git, "init", "-q"], check=True)
