@@ -39,6 +39,7 @@ PREFIX = "nbelastic: "
 FORWARDED = {
     ("cli.py", "_every"): "the ValueError of headless.parse_every, scanned there",
     ("cli.py", "_bandwidth"): "the ArgumentTypeError of kernel.parse_bandwidth, scanned there",
+    ("driver.py", "call"): "an NbelasticError raised in the kernel, scanned where it is made",
     ("restore_plan.py", "load"): "the BlobCorruptError of rebuild.codec_disagreement, scanned there",
 }
 
