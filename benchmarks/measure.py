@@ -22,6 +22,7 @@ which no noise can blur.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import time
 from collections.abc import Sequence
@@ -90,6 +91,14 @@ class Trial:
     dill_error: str | None
 
 
+def _keep_copy(notebook: Path, copy: Path) -> None:
+    """Copy ``notebook`` and its sidecar to ``copy``, as they are now, without copying blobs."""
+    copy.parent.mkdir()
+    shutil.copyfile(notebook, copy)
+    sidecar = notebook.with_suffix(".nbelastic")
+    shutil.copytree(sidecar, copy.with_suffix(".nbelastic"), copy_function=os.link)
+
+
 def run_trial(
     workload: Workload,
     scale: float,
@@ -106,8 +115,9 @@ def run_trial(
     cells = workload.cells()
     pickle = directory / "session.pkl"
     # The restores compare like with like: the state dill dumped, before the incremental change.
-    # The copy's checkpoint still names the same sidecar store, where the second save only adds.
-    first_save = directory / f"{workload.name}.first.ipynb"
+    # The first save is kept as a copy in its own folder, beside a hard-linked copy of its sidecar
+    # (blobs are immutable and every sidecar file is replaced by rename, never rewritten in place).
+    first_save = directory / "first" / notebook.name
     with Kernel(cwd=directory, session=str(notebook)) as kernel:
         setup_rss = _prepare(kernel, scale, extension=True)
         with Kernel(cwd=directory) as plain, Kernel(cwd=directory) as twin:
@@ -121,7 +131,7 @@ def run_trial(
         seconds, pages = silent(kernel, MONITOR_COST).split()
         monitor_seconds, watched_pages_written = float(seconds), int(pages)
         first = _save(kernel, notebook, bandwidth)
-        shutil.copyfile(notebook, first_save)
+        _keep_copy(notebook, first_save)
         dill_seconds, dill_error = _dill_dump(kernel, pickle)
         run_cells(kernel, [workload.change], workload.name)
         second = _save(kernel, notebook, bandwidth)

@@ -63,6 +63,10 @@ class CellResult:
         return "".join(o.get("text", "") for o in self.outputs if o.get("name") == "stderr")
 
 
+_START_ATTEMPTS = 3
+_PORT_TAKEN = "Address already in use"
+
+
 class Kernel:
     """A live IPython kernel process, started fresh and shut down on exit."""
 
@@ -78,22 +82,33 @@ class Kernel:
         if self.session:
             env["JPY_SESSION_NAME"] = self.session
         env.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
+        for attempt in range(1, _START_ATTEMPTS + 1):
+            try:
+                self._start(env)
+                return self
+            except Exception as error:
+                detail = self._last_log_line() or str(error)
+                self.__exit__(None, None, None)
+                # jupyter_client picks free ports, then the kernel binds them: another process
+                # can take one in between. Fresh ports on a new try; other failures are final.
+                if _PORT_TAKEN in detail and attempt < _START_ATTEMPTS:
+                    continue
+                raise NbelasticError(f"could not start a Python kernel: {detail}") from error
+        raise AssertionError("unreachable")
+
+    def _start(self, env: dict[str, str]) -> None:
         self.manager = KernelManager(kernel_name="python3", kernel_spec_manager=_ThisPython())
         # The kernel's own log (transport warnings, crashes) goes to a file, not the user's
         # terminal; its last line is shown if the kernel fails to start.
-        self.log = tempfile.TemporaryFile(mode="w+")
-        try:
-            self.manager.start_kernel(cwd=str(self.cwd), env=env, stderr=self.log)
-            self.client = self.manager.client()
-            self.client.start_channels()
-            self.client.wait_for_ready(timeout=STARTUP_TIMEOUT)
-        except Exception as error:
-            detail = self._last_log_line() or str(error)
-            self.__exit__(None, None, None)
-            raise NbelasticError(f"could not start a Python kernel: {detail}") from error
-        return self
+        self.log = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 - closed in __exit__
+        self.manager.start_kernel(cwd=str(self.cwd), env=env, stderr=self.log)
+        self.client = self.manager.client()
+        self.client.start_channels()
+        self.client.wait_for_ready(timeout=STARTUP_TIMEOUT)
 
     def _last_log_line(self) -> str:
+        if self.log is None:
+            return ""
         self.log.seek(0)
         lines = [line.strip() for line in self.log.read().splitlines() if line.strip()]
         return lines[-1] if lines else ""
@@ -105,6 +120,7 @@ class Kernel:
             self.manager.shutdown_kernel(now=True)
         if self.log is not None:
             self.log.close()
+        self.client = self.manager = self.log = None
 
     def execute(
         self,

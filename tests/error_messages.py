@@ -40,7 +40,7 @@ FORWARDED = {
     ("cli.py", "_every"): "the ValueError of headless.parse_every, scanned there",
     ("cli.py", "_bandwidth"): "the ArgumentTypeError of kernel.parse_bandwidth, scanned there",
     ("driver.py", "call"): "an NbelasticError raised in the kernel, scanned where it is made",
-    ("restore_plan.py", "load"): "the BlobCorruptError of rebuild.codec_disagreement, scanned there",
+    ("restore_plan.py", "load"): "rebuild.codec_disagreement's BlobCorruptError, scanned there",
 }
 
 

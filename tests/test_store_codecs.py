@@ -608,6 +608,17 @@ def test_masked_arrays_and_methods_found_by_name_skip_dills_python_pickler(monke
     assert out["masked"].mask.tolist() == [False, True]
 
 
+def test_what_dill_pickled_before_does_not_send_arrays_to_its_python_pickler(monkeypatch):
+    import nbelastic.store.codecs as codecs
+
+    dill.dumps([np.add, np.dtype("f8"), np.arange(3).view(np.matrix), pd.DataFrame({"a": [1.0]})])
+    monkeypatch.setattr(codecs, "_DILL_TYPES", frozenset())  # as if first asked only now
+    monkeypatch.setattr(codecs, "_Pickler", None)  # dill's pure-Python pickler: never called
+    codec, out = roundtrip({"a": np.arange(4.0), "masked": np.ma.masked_array([1.0], mask=[1])})
+    assert codec == "dill"
+    assert out["a"].tolist() == [0.0, 1.0, 2.0, 3.0]
+
+
 def test_a_library_class_dill_cannot_look_up_is_pickled_by_reference():
     torch = pytest.importorskip("torch")
     main = sys.modules["__main__"].__dict__

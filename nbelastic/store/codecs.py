@@ -607,7 +607,11 @@ _DILL_TYPES: frozenset[type] = frozenset()
 
 def _dill_types() -> frozenset[type]:
     """The types dill pickles otherwise than the standard pickler (files, locks, methods...),
-    less those it rebuilds exactly as the standard pickle does (pandas indexes hold slices)."""
+    less those it rebuilds exactly as the standard pickle does (pandas indexes hold slices).
+
+    dill also registers numpy types the first time it pickles one (ndarray itself among them);
+    those are left out, so the answer does not depend on what dill pickled before it was first
+    asked: numpy subclass arrays are _numpy_subclass's call, ufuncs and dtypes load alike."""
     global _DILL_TYPES
     if not _DILL_TYPES:
         stock = dill._dill.pickle_dispatch_copy
@@ -615,9 +619,14 @@ def _dill_types() -> frozenset[type]:
         _DILL_TYPES = frozenset(
             kind
             for kind, save in dill.Pickler.dispatch.items()
-            if stock.get(kind) is not save and kind not in alike
+            if stock.get(kind) is not save
+            and kind not in alike
+            and getattr(save, "__name__", None) not in _DILLS_NUMPY_HACKS
         )
     return _DILL_TYPES
+
+
+_DILLS_NUMPY_HACKS = frozenset({"save_numpy_ufunc", "save_numpy_dtype", "save_numpy_array"})
 
 
 def _numpy_subclass(obj: object) -> bool:
