@@ -271,6 +271,43 @@ def test_7_strip_sidecar_on_a_sidecar_that_is_a_file_changes_nothing(tmp_path):
     assert notebook.read_bytes() == before
 
 
+@pytest.fixture
+def read_only_folder(tmp_path):
+    """A folder on its own file system, made read-only by ``remount`` (``chmod`` does not stop
+    root, who runs CI); yields a function that turns it read-only."""
+    folder = tmp_path / "mounted"
+    folder.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "tmpfs", str(folder)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip("mounting a tmpfs needs root")
+
+    def make_read_only() -> None:
+        subprocess.run(["mount", "-o", "remount,ro", str(folder)], check=True)
+
+    yield folder, make_read_only
+    subprocess.run(["umount", str(folder)], check=True)
+
+
+@pytest.mark.parametrize("command", [("strip", "--sidecar"), ("strip",), ("gc", "--min-age", "0")])
+def test_7_a_command_on_a_read_only_file_system_is_one_line_and_changes_nothing(
+    read_only_folder, command
+):
+    folder, make_read_only = read_only_folder
+    notebook = folder / "nb.ipynb"
+    save_values(notebook, {"a": [1]})
+    before = notebook.read_bytes()
+    blobs = blob_keys(notebook)
+    make_read_only()
+
+    result = cli(*command, str(notebook))
+    if command[0] == "gc":
+        assert result.exit_code == 0 and "removed 0" in result.output, result.output
+    else:
+        assert "read-only" in one_error_line(result).lower()
+    assert notebook.read_bytes() == before
+    assert blob_keys(notebook) == blobs
+
+
 @pytest.mark.kernel
 def test_7_a_run_whose_save_fails_leaves_the_notebook_as_it_was(tmp_path):
     notebook = tmp_path / "nb.ipynb"
