@@ -41,6 +41,9 @@ _SCALARS = frozenset({type(None), bool, int, float, complex, str, bytes, type(El
 _FAST_LIST_MIN = 64
 _MEMO_STRING_MAX = 40
 _MAIN = "__main__"
+# How many times the elements of sets may walk again what another element already walked, per
+# value: past it the value is left unhashed (see _SetRewalks).
+_SET_REWALKS_MAX = 200_000
 # Bumped whenever some value's hash changes, so that a checkpoint hashed by another version is
 # reported as not comparable instead of as mismatched. 2: pandas hashed column by column. 3: masked
 # arrays by their data, mask and fill value; state that loading ignores left out.
@@ -99,11 +102,33 @@ def is_user_defined(obj: object) -> bool:
     return getattr(obj, "__module__", None) == _MAIN
 
 
+class _SetRewalks:
+    """Counts what set elements walk again: each element is hashed on its own (see _set), so an
+    object graph that many elements share, with sets inside (a dask client's task states), is
+    walked once per path through it, which grows exponentially with the nesting. Past
+    _SET_REWALKS_MAX the walk stops and the value is left without a hash: the monitor counts it
+    as changed whenever a cell reads it, and a restore as not comparable, rather than the
+    cell never returning."""
+
+    def __init__(self) -> None:
+        self.seen: set[int] = set()
+        self.count = 0
+        self.exhausted = False
+
+    def walked(self, obj: object) -> None:
+        if id(obj) in self.seen:
+            self.count += 1
+            self.exhausted = self.count > _SET_REWALKS_MAX
+        else:
+            self.seen.add(id(obj))
+
+
 class _Walker:
     """Iterative pre-order walk; shared objects and cycles are hashed as back-references."""
 
-    def __init__(self, watch: WriteWatch | None = None) -> None:
+    def __init__(self, watch: WriteWatch | None = None, rewalks: _SetRewalks | None = None) -> None:
         self.watch = watch
+        self.rewalks = rewalks  # set when this walk is one element of a set
         self.watched = False
         self.hasher = xxhash.xxh3_128()
         self.memo: dict[int, int] = {}
@@ -133,6 +158,10 @@ class _Walker:
             self.top = root
         self.stack.append(root)
         while self.stack:
+            if self.rewalks is not None and self.rewalks.exhausted:
+                self.stack.clear()
+                self.opaque = True
+                return
             obj = self.stack.pop()
             cls = type(obj)
             # Looking the class up hashes it, which a hostile metaclass can make fail too.
@@ -146,6 +175,8 @@ class _Walker:
                     continue
                 self.memo[id(obj)] = len(self.memo)
                 self.keep.append(obj)
+                if self.rewalks is not None:
+                    self.rewalks.walked(obj)
                 handler = _HANDLERS.get(cls) or _resolve_handler(cls)
                 handler(self, obj)
             except Exception as error:  # noqa: BLE001 - a hostile object must not break the cell
@@ -251,7 +282,9 @@ def _set(walker: _Walker, obj: set | frozenset) -> None:
         # Objects met before the set (the set itself, a parent holding it) stay back-references
         # inside an element, or a cycle through the set is walked without end. What an element
         # adds to the memo is dropped after it: the next element must not depend on it.
-        sub = _Walker()
+        if walker.rewalks is None:
+            walker.rewalks = _SetRewalks()
+        sub = _Walker(rewalks=walker.rewalks)
         sub.memo, sub.keep = walker.memo, walker.keep
         sub.top, sub.buffers_counted = walker.top, walker.buffers_counted
         sub.figures_counted = walker.figures_counted

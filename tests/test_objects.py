@@ -809,6 +809,34 @@ def test_a_cycle_through_a_set_is_walked_once():
     assert result.hash == digest(tree())
 
 
+class Task:
+    """A task of a scheduler-like graph: each one keeps the set of tasks it waits for."""
+
+    def __init__(self, waits_for: frozenset):
+        self.waits_for = waits_for
+
+
+def layered_tasks(depth: int) -> Task:
+    """Two tasks per layer, both waiting for the same two of the next layer: walking each set
+    element on its own visits 2**depth paths."""
+    below = frozenset()
+    for _ in range(depth):
+        below = frozenset({Task(below), Task(below)})
+    return Task(below)
+
+
+def test_a_graph_shared_by_the_elements_of_nested_sets_is_left_unhashed_not_walked_forever():
+    """A dask client's task states are such a graph: the cell that made it never returned."""
+    result = profile(layered_tasks(60))
+
+    assert result.hash is None
+    assert result.unstorable == ""
+
+
+def test_a_shallow_graph_shared_through_sets_is_still_hashed():
+    assert profile(layered_tasks(6)).hash == profile(layered_tasks(6)).hash is not None
+
+
 def test_a_change_deep_in_a_cycle_through_a_set_changes_the_hash():
     root = tree()
     before = digest(root)
