@@ -103,7 +103,7 @@ def held_checkpoint(nb: nbformat.NotebookNode, notebook: str | os.PathLike) -> d
     none; a text header's reference stays a reference. CheckpointFormatError if malformed or
     newer: a command must not act on what it cannot read."""
     document = newer_checkpoint(notebook, checkpoint_of(nb))
-    if document is None:
+    if document is None and METADATA_KEY not in nb.get("metadata", {}):
         return None
     return _validate(
         document,
@@ -157,7 +157,7 @@ def read_checkpoint(notebook: str | os.PathLike, *, whole_notebook: bool = True)
     if metadata is None:
         metadata = _load(path).metadata
     document = newer_checkpoint(path, metadata.get(METADATA_KEY))
-    if document is None:
+    if document is None and METADATA_KEY not in metadata:
         raise NoCheckpointError(
             f"{path} has no nbelastic checkpoint: "
             f"run `%nbelastic save` or `nbelastic run {path}` first"
