@@ -46,6 +46,7 @@ from nbelastic.errors import (
     NotebookNotFoundError,
     StoreWriteError,
 )
+from nbelastic.pending import discard_pending, newer_checkpoint
 from nbelastic.schema_check import conforms
 
 if TYPE_CHECKING:
@@ -54,9 +55,6 @@ if TYPE_CHECKING:
 
 METADATA_KEY = "nbelastic"
 FORMAT_VERSION = 1
-# The full path of the notebook a kernel was started for, set by the server extension
-# (nbelastic.server): jupyter_server's own JPY_SESSION_NAME is relative to the server's root.
-NOTEBOOK_ENV = "NBELASTIC_NOTEBOOK"
 
 _SCHEMA = f"checkpoint-{FORMAT_VERSION}.json"
 _IPYNB = ".ipynb"
@@ -104,8 +102,8 @@ def held_checkpoint(nb: nbformat.NotebookNode, notebook: str | os.PathLike) -> d
     """The checkpoint ``nb`` (read from ``notebook``) holds, validated, or None if it holds
     none; a text header's reference stays a reference. CheckpointFormatError if malformed or
     newer: a command must not act on what it cannot read."""
-    document = checkpoint_of(nb)
-    if document is None:
+    document = newer_checkpoint(notebook, checkpoint_of(nb))
+    if document is None and METADATA_KEY not in nb.get("metadata", {}):
         return None
     return _validate(
         document,
@@ -158,13 +156,14 @@ def read_checkpoint(notebook: str | os.PathLike, *, whole_notebook: bool = True)
     metadata = None if whole_notebook else _plain_ipynb_metadata(path)
     if metadata is None:
         metadata = _load(path).metadata
-    if METADATA_KEY not in metadata:
+    document = newer_checkpoint(path, metadata.get(METADATA_KEY))
+    if document is None and METADATA_KEY not in metadata:
         raise NoCheckpointError(
             f"{path} has no nbelastic checkpoint: "
             f"run `%nbelastic save` or `nbelastic run {path}` first"
         )
     document = _validate(
-        metadata[METADATA_KEY],
+        document,
         str(path),
         remedy=f": save the state again, or remove it with `nbelastic strip {path}`",
     )
@@ -234,8 +233,9 @@ def strip_checkpoint(notebook: str | os.PathLike) -> bool:
     """
     path = Path(notebook)
     nb = _load(path)
+    pending = discard_pending(path)
     if METADATA_KEY not in nb.metadata:
-        return False
+        return pending
     del nb.metadata[METADATA_KEY]
     _save(path, nb)
     return True
@@ -255,6 +255,12 @@ def strip_checkpoint_text(text: str, name: str = "<stdin>.ipynb") -> str:
         return text
     del nb.metadata[METADATA_KEY]
     return _dumps(path, nb)
+
+
+def check_notebook_path(notebook: str | os.PathLike) -> None:
+    """NotebookNotFoundError unless ``notebook`` names a file a notebook can be written to: a
+    save checks this before any work, so a wrong path costs nothing and leaves nothing."""
+    _check_suffix(Path(notebook))
 
 
 def read_notebook(notebook: str | os.PathLike) -> nbformat.NotebookNode:

@@ -14,16 +14,21 @@ this server gave the UI (the checkpoint in the last model the UI loaded or saved
   the UI loaded the notebook, or this server restarted since): it is kept, whatever the UI
   sent. Nothing is lost by default; ``nbelastic strip NB`` removes a checkpoint for good.
 
-**Kernels restore the checkpoint.** When a session starts a kernel for a notebook that carries
-a checkpoint, the server asks that kernel to restore it (nbelastic.kernel.autorestore), which
-prints a one-line banner above the first cell's output. A checkpoint this user did not sign is
-not loaded. Turn either job off with ``c.NbelasticServer.autorestore = False`` or
+"On disk" includes a kernel's pending save: kernels this server starts do not rewrite the
+notebook the UI has open (its next save would ask "File Changed"), they leave the checkpoint in
+``<NB>.nbelastic/pending.json`` (nbelastic.pending), which the pre-save hook puts into the
+UI's save and the post-save hook then deletes.
+
+**Kernels know their notebook and restore the checkpoint** (nbelastic.server_kernels): when a
+session starts a kernel for a notebook that carries a checkpoint, and after Kernel > Restart,
+the server asks that kernel to restore it (nbelastic.kernel.autorestore), which prints a
+one-line banner above the first cell's output. A checkpoint this user did not sign is not
+loaded. Turn either job off with ``c.NbelasticServer.autorestore = False`` or
 ``c.NbelasticServer.keep_checkpoint = False`` in ``jupyter_server_config.py``.
 """
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import inspect
 import json
@@ -33,10 +38,9 @@ from traitlets import Bool
 from traitlets.config import Configurable
 
 from nbelastic.errors import NbelasticError
-from nbelastic.notebook import METADATA_KEY, NOTEBOOK_ENV, checkpoint_of, read_notebook
-
-_RESTORE_CODE = "await __import__('nbelastic.kernel.autorestore', fromlist=['_']).autorestore()"
-_RESTORE_TIMEOUT = 3600.0
+from nbelastic.notebook import METADATA_KEY, checkpoint_of, read_notebook
+from nbelastic.pending import discard_pending, newer_checkpoint, read_pending
+from nbelastic.server_kernels import KernelNotebooks
 
 
 class NbelasticServer(Configurable):
@@ -61,9 +65,12 @@ def _load_jupyter_server_extension(serverapp) -> None:
         guard = SaveGuard(root)
         guard.watch(serverapp.contents_manager)
         serverapp.contents_manager.register_pre_save_hook(guard.pre_save)
-    _give_kernels_their_notebook(serverapp.session_manager, root)
-    if settings.autorestore:
-        _restore_in_new_kernels(serverapp.session_manager, root, serverapp.log)
+        serverapp.contents_manager.register_post_save_hook(guard.post_save)
+    KernelNotebooks(
+        serverapp,
+        autorestore=settings.autorestore,
+        frontend_writes=settings.keep_checkpoint,  # only this guard writes a pending save
+    ).install()
     serverapp.log.info(
         "nbelastic: keep_checkpoint=%s autorestore=%s",
         settings.keep_checkpoint,
@@ -85,6 +92,7 @@ class SaveGuard:
     def __init__(self, root: Path) -> None:
         self.root = root
         self.seen: dict[str, str | None] = {}  # API path -> identity of the UI's checkpoint
+        self.pending: dict[str, dict | None] = {}  # API path -> pending save a save decided on
 
     def watch(self, contents_manager) -> None:
         """Remember the checkpoint of every notebook model the server hands out."""
@@ -109,89 +117,32 @@ class SaveGuard:
         contents_manager.get = get
 
     def pre_save(self, model: dict, path: str, contents_manager=None, **kwargs) -> None:
-        """Put the checkpoint on disk back into ``model`` when the UI never saw it."""
+        """Put the checkpoint on disk (or a kernel's pending save, see nbelastic.pending) back
+        into ``model`` when the UI never saw it."""
         if model.get("type") != "notebook" or not isinstance(model.get("content"), dict):
             return
         metadata = model["content"].setdefault("metadata", {})
         sent = identity(metadata.get(METADATA_KEY))
         seen = self.seen.get(_key(path), "never loaded through this server")
         self.seen[_key(path)] = sent  # after this save, the UI holds what it sent
+        notebook = self.root / _key(path)
         try:
-            on_disk = checkpoint_of(read_notebook(self.root / _key(path)))
+            on_disk = newer_checkpoint(notebook, checkpoint_of(read_notebook(notebook)))
         except NbelasticError:
             return  # a new file, or one that is not a notebook (yet): nothing to keep
+        self.pending[_key(path)] = read_pending(notebook)
         if on_disk is None or identity(on_disk) in (sent, seen):
             return
         metadata[METADATA_KEY] = on_disk
 
+    def post_save(self, model: dict, os_path: str, contents_manager=None, **kwargs) -> None:
+        """The file now holds what the pre-save hook decided: a pending save it took into
+        account is done with (unless a kernel saved a newer one meanwhile)."""
+        path = model.get("path", "")
+        pending = self.pending.pop(_key(path), None)
+        if pending is not None:
+            discard_pending(Path(os_path), pending)
+
 
 def _key(path: str) -> str:
     return path.strip("/")
-
-
-def _give_kernels_their_notebook(session_manager, root: Path) -> None:
-    """Tell each session's kernel the notebook's full path (``NBELASTIC_NOTEBOOK``): the
-    session name jupyter_server gives it is relative to the server's root, not to the
-    kernel's working directory."""
-    original = session_manager.get_kernel_env
-
-    def get_kernel_env(path, name=None):
-        env = original(path, name)
-        if path:
-            env[NOTEBOOK_ENV] = str(root / _key(path))
-        return env
-
-    session_manager.get_kernel_env = get_kernel_env
-
-
-def _restore_in_new_kernels(session_manager, root: Path, log) -> None:
-    """After a session starts a kernel for a notebook with a checkpoint, restore it there.
-
-    The restore request is sent before the session is returned to the UI, so the kernel,
-    which runs requests in the order they arrive, runs it before any cell of the user's.
-    """
-    original = session_manager.start_kernel_for_session
-
-    async def start_kernel_for_session(session_id, path, name, type, kernel_name, *args, **kw):
-        kernel_id = await original(session_id, path, name, type, kernel_name, *args, **kw)
-        if path and type == "notebook" and _carries_checkpoint(root / _key(path)):
-            client = session_manager.kernel_manager.get_kernel(kernel_id).client()
-            client.start_channels()
-            try:
-                await client.wait_for_ready(timeout=60)
-                msg_id = client.execute(_RESTORE_CODE, silent=True, store_history=False)
-            except Exception as error:  # a kernel that died at once: the UI will say so
-                log.warning("nbelastic: could not restore %s: %s", path, error)
-                client.stop_channels()
-                return kernel_id
-            task = asyncio.ensure_future(_wait_for_restore(client, msg_id, path, log))
-            _TASKS.add(task)
-            task.add_done_callback(_TASKS.discard)
-        return kernel_id
-
-    session_manager.start_kernel_for_session = start_kernel_for_session
-
-
-_TASKS: set[asyncio.Task] = set()  # restores under way, kept from the garbage collector
-
-
-def _carries_checkpoint(notebook: Path) -> bool:
-    try:
-        return checkpoint_of(read_notebook(notebook)) is not None
-    except NbelasticError:
-        return False
-
-
-async def _wait_for_restore(client, msg_id: str, path: str, log) -> None:
-    """Log a restore that failed outright; the kernel's banner tells the user the rest."""
-    try:
-        while True:
-            reply = await client.get_shell_msg(timeout=_RESTORE_TIMEOUT)
-            if reply["parent_header"].get("msg_id") == msg_id:
-                break
-        if reply["content"]["status"] != "ok":
-            log.warning("nbelastic: restoring %s failed: %s", path, reply["content"])
-    except Exception as error:  # the kernel was shut down or died meanwhile
-        log.warning("nbelastic: could not restore %s: %s", path, error)
-    finally:
-        client.stop_channels()

@@ -22,6 +22,7 @@ from test_cli import nbelastic
 pytest.importorskip("jupyter_server")
 from tornado.websocket import websocket_connect  # noqa: E402  (jupyter_server brings tornado)
 
+from nbelastic.notebook import read_checkpoint  # noqa: E402
 from nbelastic.trust import SECRET_ENV  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -48,7 +49,8 @@ class Server:
             "JUPYTER_DATA_DIR": str(home / "data"),
             "JUPYTER_RUNTIME_DIR": str(home / "runtime"),
         }
-        self.log = open(home / "server.log", "w")  # noqa: SIM115  (closed in stop)
+        self.log_path = home / "server.log"
+        self.log = open(self.log_path, "w")  # noqa: SIM115  (closed in stop)
         self.process = subprocess.Popen(
             [
                 sys.executable,
@@ -103,6 +105,31 @@ class Server:
         body = {"path": name, "type": "notebook", "name": "", "kernel": {"name": "python3"}}
         return self.request("POST", "/api/sessions", body)["kernel"]["id"]
 
+    def open_like_lab(self, name: str) -> dict:
+        """Open the notebook ``name`` as JupyterLab 4.6 does (recorded from a real session):
+        a session whose path is a uuid next to the notebook, then PATCHes of path and name.
+        The session's model."""
+        folder, _, base = name.rpartition("/")
+        placeholder = f"{folder}/{uuid.uuid4()}" if folder else str(uuid.uuid4())
+        body = {"path": placeholder, "type": "notebook", "name": base}
+        session = self.request("POST", "/api/sessions", {**body, "kernel": {"name": "python3"}})
+        self.request("PATCH", f"/api/sessions/{session['id']}", {"path": name})
+        return self.request("PATCH", f"/api/sessions/{session['id']}", {"name": base})
+
+    def rename(self, session: dict, old: str, new: str) -> None:
+        """Rename or move a notebook in the file browser, as JupyterLab 4.6 does."""
+        self.request("PATCH", f"/api/contents/{old}", {"path": new})
+        base = new.rpartition("/")[2]
+        self.request("PATCH", f"/api/sessions/{session['id']}", {"path": new, "name": base})
+
+    def restart(self, kernel_id: str) -> None:
+        """Kernel > Restart."""
+        self.request("POST", f"/api/kernels/{kernel_id}/restart", {})
+
+    def close(self, session: dict) -> None:
+        """Shut down the kernel and close the notebook."""
+        self.request("DELETE", f"/api/sessions/{session['id']}")
+
     def run_cell(self, kernel_id: str, code: str) -> str:
         """Run ``code`` in the kernel through its websocket; what it printed."""
         return asyncio.run(self._run_cell(kernel_id, code))
@@ -136,6 +163,9 @@ class Server:
                 break
         connection.close()
         return "".join(printed)
+
+    def log_text(self) -> str:
+        return self.log_path.read_text()
 
     def stop(self) -> None:
         self.process.terminate()
@@ -231,7 +261,7 @@ def test_opening_a_notebook_restores_its_state_with_a_one_line_banner(start_serv
     assert server.run_cell(kernel, "print('again')") == "again\n"  # the banner shows once
     # The kernel knows its notebook's full path: a save goes to the right file.
     assert "saved" in server.run_cell(kernel, "more = total * 2\n%nbelastic save")
-    assert "more" in disk_checkpoint(notebook)["variables"]
+    assert "more" in read_checkpoint(notebook)["variables"]
 
 
 @pytest.mark.kernel

@@ -19,8 +19,8 @@ from IPython.core.magic import Magics, line_magic, magics_class
 
 from nbelastic.errors import NbelasticError
 from nbelastic.kernel.monitor import Monitor
-from nbelastic.notebook import NOTEBOOK_ENV
 from nbelastic.planner import STRATEGIES, format_bytes
+from nbelastic.sessions import kernel_notebook
 
 # nbelastic.kernel.checkpoint is imported by the functions that save, restore or plan: it brings
 # in the store, its codecs and what they import, which watching cells does not need.
@@ -73,18 +73,14 @@ def current_monitor(*, start: bool = False) -> Monitor:
 
 
 def default_notebook(shell) -> Path:
-    """The notebook this kernel belongs to, as Jupyter tells the kernel."""
-    session = (
-        os.environ.get(NOTEBOOK_ENV)
-        or shell.user_ns.get("__session__")
-        or os.environ.get("JPY_SESSION_NAME")
-    )
-    if not session:
+    """The notebook this kernel belongs to, as Jupyter tells the kernel (nbelastic.sessions)."""
+    notebook = kernel_notebook(shell.user_ns)
+    if notebook is None:
         raise NbelasticError(
             "cannot tell which notebook this kernel belongs to: give its path, "
             "e.g. `%nbelastic save analysis.ipynb`"
         )
-    return Path(session)
+    return notebook
 
 
 def save(

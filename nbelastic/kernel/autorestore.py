@@ -16,28 +16,35 @@ from pathlib import Path
 from nbelastic.checkpoints import current_record
 from nbelastic.errors import NbelasticError, NoCheckpointError
 from nbelastic.kernel import restore_async
-from nbelastic.notebook import NOTEBOOK_ENV, read_checkpoint, sidecar_dir
+from nbelastic.notebook import read_checkpoint, sidecar_dir
+from nbelastic.sessions import kernel_notebook
 from nbelastic.trust import is_trusted
+
+# The banner of the last restore, which the server reads back to log it.
+last_banner: str | None = None
 
 
 async def autorestore(notebook: str | os.PathLike | None = None) -> str | None:
-    """Restore ``notebook`` (default: ``$NBELASTIC_NOTEBOOK``) into this kernel when it carries
-    a checkpoint this user signed; the banner shown on the first cell, None if no checkpoint."""
+    """Restore ``notebook`` (default: this kernel's, see nbelastic.sessions) into this kernel
+    when it carries a checkpoint this user signed; the banner shown on the first cell, None if
+    no checkpoint."""
     from IPython import get_ipython
 
+    global last_banner
     shell = get_ipython()
-    target = notebook or os.environ.get(NOTEBOOK_ENV)
-    if shell is None or not target:
+    if shell is None:
         return None
-    path = Path(target)
+    path = Path(notebook) if notebook else kernel_notebook(shell.user_ns)
+    if path is None:
+        return None
     try:
         line = await _restore(path)
     except NoCheckpointError:
         return None
     except NbelasticError as error:
         line = f"nbelastic: the saved state was not restored: {error}"
-    if line is not None:
-        _show_on_first_cell(shell, line)
+    _show_on_first_cell(shell, line)
+    last_banner = line
     return line
 
 

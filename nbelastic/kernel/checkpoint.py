@@ -30,10 +30,19 @@ from nbelastic.kernel.entropy import EntropyTape
 from nbelastic.kernel.monitor import Monitor
 from nbelastic.kernel.namespace import user_namespace
 from nbelastic.kernel.rng import rng_state, set_rng_state
+from nbelastic.kernel.undo import SaveUndo
 from nbelastic.locations import save_store
 from nbelastic.lock import notebook_lock, sidecar_lock
-from nbelastic.notebook import FORMAT_VERSION, read_checkpoint, sidecar_dir, write_checkpoint
+from nbelastic.notebook import (
+    FORMAT_VERSION,
+    check_notebook_path,
+    read_checkpoint,
+    sidecar_dir,
+    validate_checkpoint,
+    write_checkpoint,
+)
 from nbelastic.objects import HASHER_VERSION, Profile, profile
+from nbelastic.pending import discard_pending, write_pending
 from nbelastic.planner import Group, Plan, format_bytes, make_plan
 from nbelastic.rebuild import (
     ProgressCallback,
@@ -44,6 +53,7 @@ from nbelastic.rebuild import (
     warn_of_environment,
 )
 from nbelastic.restore_plan import complete_report, loader, plan_restore, without_reserved_names
+from nbelastic.sessions import frontend_writes
 from nbelastic.store import (
     BlobStore,
     Manifest,
@@ -118,40 +128,49 @@ def save_checkpoint(
         raise NbelasticError(f"{notebook} is a directory: give the path of a .ipynb notebook")
     if not notebook.parent.is_dir():
         raise NbelasticError(f"no directory {notebook.parent}: create it or fix the path")
+    check_notebook_path(notebook)  # before any work: a wrong path fails now, writing nothing
     store = save_store(notebook, store_url)
-    namespace, profiles, groups = _survey(monitor)
-    if bandwidth is None:
-        bandwidth = store.measure_bandwidth()
-    with _excluding_gc(store):  # a gc meanwhile would not see the blobs this save reuses
-        keys_before = store.keys()
-        plan, entries = _plan_and_store(
-            store, monitor.history, groups, namespace, bandwidth, strategy, progress
-        )
-        manifest = Manifest(tuple(sorted(entries)))
-        manifest_key = store.put("manifest", manifest.to_text().encode("utf-8"))
-        rng_keys = {
-            execution_id: store.put("json", json.dumps(state, sort_keys=True).encode())
-            for execution_id, state in monitor.rng_states.items()
-        }
-        rng_now_key = store.put("json", json.dumps(rng_now, sort_keys=True).encode())
-        store.flush(progress)  # every blob is in place before anything points at it
-        document = _document(
-            notebook, store, manifest_key, plan, monitor.history, profiles, rng_keys
-        )
-        document["rng"] = rng_now_key
-        document["environment"] = fingerprint(namespace.values())
-        new_cells = [e.code for e in monitor.history.executions if e.replayable]
-        # One save at a time takes an id (signed with the rest: a text notebook keeps only the id,
-        # see nbelastic.checkpoints), records the checkpoint in the sidecar's history, writes the
-        # notebook, then manifest.txt. The record comes first because a text notebook refers to
-        # it; a crash after it leaves a checkpoint that `nbelastic log` lists and the notebook does
-        # not hold yet, and manifest.txt one save behind (the next save rewrites it).
-        with notebook_lock(notebook):
-            document["checkpoint"] = next_checkpoint_id(sidecar_dir(notebook), document)
-            document = sign(document)
-            checkpoint_id = record_checkpoint(sidecar_dir(notebook), document)
-            write_checkpoint(notebook, document, new_cells=new_cells)
-            write_manifest(store, manifest)
+    local = [store.root] if isinstance(store, BlobStore) else []
+    undo = SaveUndo(sidecar_dir(notebook), *local)
+    try:
+        namespace, profiles, groups = _survey(monitor)
+        if bandwidth is None:
+            bandwidth = store.measure_bandwidth()
+        with _excluding_gc(store):  # a gc meanwhile would not see the blobs this save reuses
+            keys_before = store.keys()
+            plan, entries = _plan_and_store(
+                store, monitor.history, groups, namespace, bandwidth, strategy, progress
+            )
+            manifest = Manifest(tuple(sorted(entries)))
+            manifest_key = store.put("manifest", manifest.to_text().encode("utf-8"))
+            rng_keys = {
+                execution_id: store.put("json", json.dumps(state, sort_keys=True).encode())
+                for execution_id, state in monitor.rng_states.items()
+            }
+            rng_now_key = store.put("json", json.dumps(rng_now, sort_keys=True).encode())
+            store.flush(progress)  # every blob is in place before anything points at it
+            document = _document(
+                notebook, store, manifest_key, plan, monitor.history, profiles, rng_keys
+            )
+            document["rng"] = rng_now_key
+            document["environment"] = fingerprint(namespace.values())
+            new_cells = [e.code for e in monitor.history.executions if e.replayable]
+            # One save at a time takes an id (signed with the rest: a text notebook keeps only
+            # the id, see nbelastic.checkpoints), records the checkpoint in the sidecar's
+            # history, writes the notebook, then manifest.txt. The record comes first because a
+            # text notebook refers to it; a crash after it leaves a checkpoint that `nbelastic
+            # log` lists and the notebook does not hold yet, and manifest.txt one save behind
+            # (the next save rewrites it).
+            with notebook_lock(notebook):
+                document["checkpoint"] = next_checkpoint_id(sidecar_dir(notebook), document)
+                document = sign(document)
+                checkpoint_id = record_checkpoint(sidecar_dir(notebook), document)
+                _write_notebook(monitor, notebook, document, new_cells)
+                undo.commit()
+                write_manifest(store, manifest)
+    except BaseException:
+        undo.undo()
+        raise
     new_keys = store.keys() - keys_before
     return SaveReport(
         notebook=notebook,
@@ -162,6 +181,18 @@ def save_checkpoint(
         seconds=time.perf_counter() - started,
         checkpoint=checkpoint_id,
     )
+
+
+def _write_notebook(monitor: Monitor, notebook: Path, document: dict, new_cells) -> None:
+    """Put the checkpoint into ``notebook``, or leave it pending for the front-end that has
+    the notebook open (see nbelastic.pending): rewriting the file under JupyterLab would make
+    its next save ask "File Changed"."""
+    if frontend_writes(notebook, monitor.shell.user_ns):
+        validate_checkpoint(document)
+        write_pending(notebook, document)
+        return
+    write_checkpoint(notebook, document, new_cells=new_cells)
+    discard_pending(notebook)  # superseded by the file's newer checkpoint
 
 
 def _excluding_gc(store: BlobStore | RemoteBlobStore) -> AbstractContextManager:
