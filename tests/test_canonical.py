@@ -6,18 +6,14 @@ from __future__ import annotations
 import json
 import math
 import random
-import shutil
 import struct
-import subprocess
 
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
+from javascript import needs_node, node, on_stdin, round_trip
 
 from nbelastic.canonical import digest, dumps, legacy, number
-
-NODE = shutil.which("node")
-needs_node = pytest.mark.skipif(NODE is None, reason="node is not installed")
 
 # Number::toString, as node v20 prints each of these (checked once by hand, kept for machines
 # without node).
@@ -55,19 +51,6 @@ NUMBERS = [
 ]
 
 
-def node(script: str, data: str) -> str:
-    return subprocess.run(
-        [NODE, "-e", script], input=data, capture_output=True, text=True, check=True
-    ).stdout
-
-
-def javascript_round_trip(text: str) -> str:
-    """What JupyterLab writes back: JSON.stringify(JSON.parse(text)), with its 1-space indent."""
-    script = "let t='';process.stdin.on('data',d=>t+=d).on('end',()=>"
-    script += "process.stdout.write(JSON.stringify(JSON.parse(t),null,1)))"
-    return node(script, text)
-
-
 @pytest.mark.parametrize(("value", "text"), NUMBERS)
 def test_numbers_are_written_as_javascript_writes_them(value, text):
     assert number(value) == text
@@ -83,8 +66,7 @@ def test_number_formatting_agrees_with_node_on_thousands_of_doubles():
     values += [float(rng.randrange(-(2**62), 2**62)) for _ in range(200)]
     values = [value for value in values if math.isfinite(value)]
     printed = node(
-        "let t='';process.stdin.on('data',d=>t+=d).on('end',()=>"
-        "process.stdout.write(JSON.parse(t).map(x=>JSON.stringify(x)).join('\\n')))",
+        on_stdin("JSON.parse(t).map(x=>JSON.stringify(x)).join('\\n')"),
         json.dumps([float(value) for value in values]),
     )
     assert [number(float(value)) for value in values] == printed.split("\n")
@@ -131,7 +113,7 @@ AWKWARD = {"10": 1.0, "9": [0.5, 1e21, -0.0], "\U0001f600": "\u2028", "\ufb01": 
 @example(AWKWARD)
 def test_the_digest_survives_a_javascript_round_trip(value):
     saved = json.dumps(value, indent=1, sort_keys=True, ensure_ascii=False)
-    assert digest(json.loads(javascript_round_trip(saved))) == digest(value)
+    assert digest(json.loads(round_trip(saved))) == digest(value)
 
 
 @needs_node
@@ -142,10 +124,10 @@ def test_the_canonical_text_is_what_javascript_writes_with_sorted_keys(value):
     script = (
         "const c=v=>Array.isArray(v)?'['+v.map(c).join(',')+']':v&&typeof v==='object'?"
         "'{'+Object.keys(v).sort().map(k=>JSON.stringify(k)+':'+c(v[k])).join(',')+'}'"
-        ":JSON.stringify(v);let t='';process.stdin.on('data',d=>t+=d).on('end',()=>"
-        "process.stdout.write(c(JSON.parse(t))))"
+        ":JSON.stringify(v);"
     )
-    assert node(script, json.dumps(value, ensure_ascii=False)) == dumps(value)
+    written = node(script + on_stdin("c(JSON.parse(t))"), json.dumps(value, ensure_ascii=False))
+    assert written == dumps(value)
 
 
 def test_the_legacy_form_is_what_nbelastic_0_1_signed():
