@@ -50,3 +50,14 @@ def test_a_long_save_shows_one_line_updated_in_place_and_no_stderr(tmp_path):
     assert updates[-1]["content"]["data"]["text/plain"] == ""  # taken away at the end
     printed = "".join(m["content"]["text"] for m in messages if m["msg_type"] == "stream")
     assert printed.count("\n") == 1 and printed.startswith("saved 303 variables")  # the summary
+
+
+@pytest.mark.kernel
+def test_the_cli_driving_a_kernel_still_reads_progress_lines_from_stderr(tmp_path):
+    lines: list[str] = []
+    with Kernel(cwd=tmp_path) as kernel:
+        assert kernel.execute("%load_ext nbelastic").error is None
+        assert kernel.execute(SLOW_VALUES).error is None
+        arguments = {"notebook": str(tmp_path / "nb.ipynb"), "plan": "store-all"}
+        kernel.call("save", arguments, on_stderr=lines.append)
+    assert lines and all(line.startswith("nbelastic save: ") for line in lines)
