@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+from nbelastic import canonical
 from nbelastic.errors import CheckpointFormatError, NbelasticError, StoreWriteError
 from nbelastic.notebook import sidecar_dir, validate_checkpoint
 
@@ -70,15 +71,24 @@ class CheckpointRecord:
 
 
 def document_digest(document: dict) -> str:
-    """sha256 of the document's canonical JSON, without its id and signature: the same state
-    saved twice has one digest.
+    """sha256 of the document's canonical form (nbelastic.canonical), without its id and
+    signature: the same state saved twice has one digest, also after JupyterLab rewrote it.
 
-    >>> document_digest({"b": 1, "a": [2]}) == document_digest({"a": [2], "b": 1, "signature": 0})
+    >>> document_digest({"b": 1, "a": [2]}) == document_digest({"a": [2.0], "b": 1, "signature": 0})
     True
     """
-    content = {key: value for key, value in document.items() if key not in _NOT_DIGESTED}
-    text = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+    return canonical.digest(_digested(document))
+
+
+def _digests(document: dict) -> tuple[str, str]:
+    """The digests a record of ``document`` may carry: this version's, and nbelastic 0.1's
+    (sha256 of Python's json.dumps text), which old records were named by."""
+    old = hashlib.sha256(canonical.legacy(_digested(document)).encode("utf-8")).hexdigest()
+    return document_digest(document), old
+
+
+def _digested(document: dict) -> dict:
+    return {key: value for key, value in document.items() if key not in _NOT_DIGESTED}
 
 
 def history_dir(sidecar: str | os.PathLike) -> Path:
@@ -91,7 +101,7 @@ def next_checkpoint_id(sidecar: str | os.PathLike, document: dict) -> str:
     else the next number with this document's digest."""
     digest = document_digest(document)
     named = _record_files(sidecar)
-    if named and _recorded_digest(named[-1][2]) == digest:
+    if named and _recorded_digest(named[-1][2]) in _digests(document):
         return named[-1][2].stem
     return f"{named[-1][0] + 1 if named else 1}-{digest[:12]}"
 
@@ -106,9 +116,9 @@ def record_checkpoint(
     linked into place, so a crash leaves no half record. Two saves racing may take the same
     number; their ids still differ by digest and both are listed.
     """
-    digest = document_digest(document)
     checkpoint_id = document.get("checkpoint") or next_checkpoint_id(sidecar, document)
-    if not ID_PATTERN.fullmatch(checkpoint_id) or checkpoint_id[-12:] != digest[:12]:
+    digest = next((d for d in _digests(document) if d[:12] == checkpoint_id[-12:]), None)
+    if not ID_PATTERN.fullmatch(checkpoint_id) or digest is None:
         raise ValueError(f"{checkpoint_id!r} is not the id of this document")
     moment = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
     payload = {
@@ -186,9 +196,9 @@ def find_checkpoint(notebook: str | os.PathLike, reference: str) -> CheckpointRe
     numbered = _ID_PREFIX.fullmatch(reference)
     if reference == "latest":
         found = records[-1:]
-    elif reference.isdigit():
+    elif reference.isdigit() and any(r.number == int(reference) for r in records):
         found = [r for r in records if r.number == int(reference)]
-    elif _DIGEST_PREFIX.fullmatch(reference):
+    elif _DIGEST_PREFIX.fullmatch(reference):  # also all digits: 748542 is a digest prefix
         found = [r for r in records if r.digest.startswith(reference)]
     elif numbered:
         number, digest = int(numbered.group(1)), numbered.group(2)
@@ -218,7 +228,8 @@ def current_record(sidecar: str | os.PathLike, document: dict | None) -> Checkpo
     if "checkpoint" in document:
         matching = [r for r in records if r.id == document["checkpoint"]]
     else:
-        matching = [r for r in records if r.digest == document_digest(document)]
+        digests = _digests(document)
+        matching = [r for r in records if r.digest in digests]
     return matching[-1] if matching else None
 
 
@@ -290,8 +301,8 @@ def _read_record(path: Path, number: int, short_digest: str) -> CheckpointRecord
         validate_checkpoint(document)
     except CheckpointFormatError as error:
         raise damaged(str(error)) from None
-    digest = document_digest(document)
-    if digest != payload["digest"] or not digest.startswith(short_digest):
+    digest = payload["digest"]
+    if digest not in _digests(document) or not digest.startswith(short_digest):
         raise damaged("its document does not match its digest")
     if document.get("checkpoint", f"{number}-{short_digest}") != f"{number}-{short_digest}":
         raise damaged(f"its document says it is checkpoint {document['checkpoint']}")

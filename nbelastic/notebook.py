@@ -39,7 +39,7 @@ from importlib import resources
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import TYPE_CHECKING
 
-from nbelastic import __version__
+from nbelastic import __version__, jupyter_trust
 from nbelastic.errors import (
     CheckpointFormatError,
     NoCheckpointError,
@@ -588,8 +588,8 @@ def _replace_atomically(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` through a temporary file and a rename.
 
     A crash or a full disk at any point leaves either the old file or the new one, never half of
-    one. The file keeps its permissions; a symlinked notebook stays a symlink (its target is
-    replaced).
+    one. The file keeps its permissions, and Jupyter's trust if it had it (nbelastic.jupyter_trust);
+    a symlinked notebook stays a symlink (its target is replaced).
     """
     data = text.encode("utf-8")
     target = path.resolve()
@@ -597,6 +597,7 @@ def _replace_atomically(path: Path, text: str) -> None:
         mode = stat.S_IMODE(target.stat().st_mode)
     except FileNotFoundError:
         mode = None
+    keep_jupyter_trust = mode is not None and jupyter_trust.trusted_text(target)
     temporary = target.with_name(f".{target.name}.{secrets.token_hex(6)}.tmp")
     try:
         # 0o666 lets the umask decide a new file's permissions, as for any file the user creates.
@@ -611,6 +612,8 @@ def _replace_atomically(path: Path, text: str) -> None:
         if mode is not None:
             os.chmod(temporary, mode)
         os.replace(temporary, target)
+        if keep_jupyter_trust:
+            jupyter_trust.sign_text(text)
     except BaseException as error:
         with suppress(OSError):
             temporary.unlink()

@@ -31,12 +31,12 @@ from __future__ import annotations
 
 import hashlib
 import inspect
-import json
 from pathlib import Path
 
 from traitlets import Bool
 from traitlets.config import Configurable
 
+from nbelastic import canonical
 from nbelastic.errors import NbelasticError
 from nbelastic.notebook import METADATA_KEY, checkpoint_of, read_notebook
 from nbelastic.pending import discard_pending, newer_checkpoint, read_pending
@@ -79,11 +79,14 @@ def _load_jupyter_server_extension(serverapp) -> None:
 
 
 def identity(document: object) -> str | None:
-    """A fingerprint of a checkpoint as it is written, or None for no checkpoint."""
+    """A fingerprint of a checkpoint, or None for no checkpoint: the same for the copy the UI
+    sends back (through JavaScript's JSON) as for the file the kernel wrote."""
     if document is None:
         return None
-    text = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+    try:
+        return canonical.digest(document)
+    except ValueError:  # NaN, which Python reads from a file JavaScript could not parse
+        return hashlib.sha256(canonical.legacy(document).encode("utf-8")).hexdigest()
 
 
 class SaveGuard:

@@ -6,25 +6,31 @@ every checkpoint saved here is signed with an HMAC-SHA256 keyed by a secret that
 can read; a restore loads code-running parts only from a checkpoint whose signature checks out,
 or when the user says so after a review (``nbelastic trust NB``, ``--trust``).
 
-What is signed is the whole checkpoint document except the signature itself, in a canonical JSON
-form. The document names the manifest and the RNG blobs by their sha256, and the manifest names
-every blob by its sha256, so the signature covers every byte a restore will read: swapping a
-blob changes its key, which no longer matches what was signed.
+What is signed is the whole checkpoint document except the signature itself, in its canonical
+form (nbelastic.canonical): JupyterLab rewrites the notebook through JavaScript's JSON on every
+save, and the signature must survive that. The document names the manifest and the RNG blobs
+by their sha256, and the manifest names every blob by its sha256, so the signature covers every
+byte a restore will read: swapping a blob changes its key, which no longer matches what was
+signed.
 
 The secret lives in ``<jupyter data dir>/nbelastic/secret`` (mode 0600, created on first save);
 ``NBELASTIC_SECRET_FILE`` points elsewhere, for tests and for users who keep secrets apart.
+
+nbelastic 0.1 signed Python's ``json.dumps`` text instead; such a checkpoint still verifies,
+also after a JavaScript round trip turned its integral floats into ints (see ``_legacy_forms``).
 """
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import hmac
-import json
 import os
 import secrets
 from contextlib import suppress
 from pathlib import Path
 
+from nbelastic import canonical
 from nbelastic.errors import TrustError
 
 SECRET_ENV = "NBELASTIC_SECRET_FILE"
@@ -47,7 +53,8 @@ def secret_path() -> Path:
 def sign(document: dict) -> dict:
     """A copy of ``document`` signed as this user; the secret is created if there is none."""
     signed = {key: value for key, value in document.items() if key != SIGNATURE_KEY}
-    signed[SIGNATURE_KEY] = _signature(signed, _secret(create=True))
+    form = canonical.encode(signed)
+    signed[SIGNATURE_KEY] = _signature(form, signed, _secret(create=True)).decode("ascii")
     return signed
 
 
@@ -59,20 +66,43 @@ def is_trusted(document: dict) -> bool:
     secret = _secret(create=False)
     if secret is None:
         return False
-    expected = _signature(document, secret).encode("ascii")
-    return hmac.compare_digest(claimed.encode("utf-8", "replace"), expected)
-
-
-def _signature(document: dict, secret: bytes) -> str:
     unsigned = {key: value for key, value in document.items() if key != SIGNATURE_KEY}
-    canonical = json.dumps(
-        unsigned, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-    )
+    try:
+        forms = [canonical.encode(unsigned), *_legacy_forms(unsigned)]
+    except (ValueError, RecursionError):
+        return False
+    claim = claimed.encode("utf-8", "replace")
+    return any(hmac.compare_digest(claim, _signature(form, unsigned, secret)) for form in forms)
+
+
+def _signature(form: bytes, unsigned: dict, secret: bytes) -> bytes:
     # The manifest key comes first on its own so that what is signed reads as "this manifest,
     # in this document", even to someone checking the scheme by hand.
     manifest = str(unsigned.get("manifest", "")).encode("ascii", "replace")
-    message = _DOMAIN + manifest + b"\n" + canonical.encode("utf-8")
-    return _SCHEME + hmac.new(secret, message, hashlib.sha256).hexdigest()
+    message = _DOMAIN + manifest + b"\n" + form
+    return (_SCHEME + hmac.new(secret, message, hashlib.sha256).hexdigest()).encode("ascii")
+
+
+def _legacy_forms(unsigned: dict) -> list[bytes]:
+    """What nbelastic 0.1 signed: Python's json.dumps of the document as it reads now, and of
+    the document with the schema's three float fields (runtimes, bandwidth, restore estimate)
+    made floats again, as they were when signed before JavaScript wrote ``2.0`` as ``2``."""
+    as_read = canonical.legacy(unsigned).encode("utf-8")
+    floats = copy.deepcopy(unsigned)
+    plan = floats.get("plan")
+    if isinstance(plan, dict):
+        for key in ("bandwidth", "restore_seconds"):
+            plan[key] = _as_float(plan.get(key))
+    history = floats.get("history")
+    executions = history.get("executions") if isinstance(history, dict) else None
+    for execution in executions if isinstance(executions, list) else ():
+        if isinstance(execution, dict):
+            execution["runtime"] = _as_float(execution.get("runtime"))
+    return [as_read, canonical.legacy(floats).encode("utf-8")]
+
+
+def _as_float(value: object) -> object:
+    return float(value) if type(value) is int else value
 
 
 def _secret(*, create: bool) -> bytes | None:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from datetime import datetime, timezone
 
 import pytest
+from javascript import needs_node, round_trip_file
 from sidecar_documents import save_values
 
 from nbelastic.changes import compare
@@ -167,6 +169,40 @@ def test_the_id_and_signature_do_not_change_the_digest(notebook):
     document = save_values(notebook, {"x": 1}, write=False)
     marked = {**document, "checkpoint": "1-" + "0" * 12, "signature": "hmac-sha256:" + "0" * 64}
     assert document_digest(marked) == document_digest(document)
+
+
+@needs_node
+def test_the_digest_survives_jupyterlab_writing_the_notebook_back(notebook):
+    document = save_values(notebook, {"x": 1})
+    round_trip_file(notebook)
+    assert '"bandwidth": 100000000,' in notebook.read_text()
+    assert document_digest(read_checkpoint(notebook)) == document_digest(document)
+
+
+def record_as_0_1_did(notebook, document: dict) -> str:
+    """Write a record named by nbelastic 0.1's digest (of Python's json.dumps text); its id."""
+    text = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    digest = hashlib.sha256(text.encode()).hexdigest()
+    payload = {"format": 1, "saved_at": "2024-05-01T12:00:00Z", "digest": digest}
+    directory = history_dir(sidecar_dir(notebook))
+    directory.mkdir(parents=True)
+    (directory / f"1-{digest[:12]}.json").write_text(json.dumps({**payload, "document": document}))
+    return f"1-{digest[:12]}"
+
+
+def test_a_record_made_by_nbelastic_0_1_is_still_read_and_found(notebook):
+    document = save_values(notebook, {"x": 1})
+    old_id = record_as_0_1_did(notebook, document)
+    assert not old_id.endswith(document_digest(document)[:12])  # 1e8 was written 100000000.0
+    assert [r.id for r in list_checkpoints(sidecar_dir(notebook))] == [old_id]
+    assert current_record(sidecar_dir(notebook), document).id == old_id
+
+
+def test_saving_the_state_a_0_1_record_holds_records_nothing(notebook):
+    document = save_values(notebook, {"x": 1})
+    old_id = record_as_0_1_did(notebook, document)
+    assert record_checkpoint(sidecar_dir(notebook), document) == old_id
+    assert len(list_checkpoints(sidecar_dir(notebook))) == 1
 
 
 def test_a_reference_resolves_to_its_record(notebook):

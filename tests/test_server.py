@@ -16,6 +16,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from javascript import needs_node, round_trip
 from sidecar_documents import save_values
 from test_cli import nbelastic
 
@@ -23,6 +24,7 @@ pytest.importorskip("jupyter_server")
 from tornado.websocket import websocket_connect  # noqa: E402  (jupyter_server brings tornado)
 
 from nbelastic.notebook import read_checkpoint  # noqa: E402
+from nbelastic.server import identity  # noqa: E402
 from nbelastic.trust import SECRET_ENV  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -200,6 +202,14 @@ def disk_checkpoint(notebook: Path):
 def plain_notebook(path: Path) -> Path:
     nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1")]), path)
     return path
+
+
+@needs_node
+def test_the_copy_the_ui_sends_back_has_the_identity_of_the_checkpoint_on_disk(tmp_path):
+    saved = save_values(plain_notebook(tmp_path / "analysis.ipynb"), {"x": 1})
+    sent = json.loads(round_trip(json.dumps(saved)))
+    assert type(sent["plan"]["bandwidth"]) is int  # 100000000.0 came back as 100000000
+    assert identity(sent) == identity(saved)
 
 
 def test_ui_saving_a_copy_loaded_before_the_kernel_saved_keeps_the_checkpoint(start_server):

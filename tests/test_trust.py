@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import copy
+import hashlib
+import hmac
 import io
+import json
 import os
 import pickle
 import re
@@ -15,6 +18,7 @@ from pathlib import Path
 import nbformat
 import pytest
 from checkpoint_kernels import restore_in_kernel, save_in_kernel
+from javascript import needs_node, round_trip_file
 
 from nbelastic.driver import Kernel
 from nbelastic.errors import BlobCorruptError, TrustError
@@ -134,6 +138,75 @@ def test_a_malformed_signature_is_a_format_error(tmp_path):
 
     with pytest.raises(CheckpointFormatError, match="signature"):
         write_checkpoint(tmp_path / "nb.ipynb", {**document(), "signature": "md5:00"})
+
+
+# --- JupyterLab's JSON round trip ---------------------------------------------------------------
+
+
+@needs_node
+def test_a_signature_survives_jupyterlab_writing_the_notebook_back(tmp_path):
+    notebook = tmp_path / "nb.ipynb"
+    write_checkpoint(notebook, sign(document()), new_cells=["x = 41"])
+    round_trip_file(notebook)
+    assert '"bandwidth": 1200000000,' in notebook.read_text()
+    assert is_trusted(read_checkpoint(notebook))
+
+
+@needs_node
+def test_an_edit_after_jupyterlab_wrote_the_notebook_breaks_the_signature(tmp_path):
+    notebook = tmp_path / "nb.ipynb"
+    write_checkpoint(notebook, sign(document()), new_cells=["x = 41"])
+    round_trip_file(notebook)
+    edited = read_checkpoint(notebook)
+    edited["history"]["executions"][1]["code"] = "import os"
+    assert not is_trusted(edited)
+
+
+def legacy_sign(unsigned: dict, secret: bytes) -> dict:
+    """A signature as nbelastic 0.1 made it: over Python's json.dumps text."""
+    text = json.dumps(unsigned, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    message = b"nbelastic checkpoint signature 1\n" + unsigned["manifest"].encode() + b"\n"
+    mac = hmac.new(secret, message + text.encode(), hashlib.sha256).hexdigest()
+    return {**unsigned, "signature": f"hmac-sha256:{mac}"}
+
+
+def test_a_checkpoint_signed_by_nbelastic_0_1_is_still_trusted(signing_secret):
+    sign(document())  # makes the secret
+    old = legacy_sign(document(), signing_secret.read_bytes().strip())
+    assert old != sign(document())
+    assert is_trusted(old)
+
+
+@needs_node
+def test_a_checkpoint_signed_by_nbelastic_0_1_survives_jupyterlab_writing_it_back(
+    tmp_path, signing_secret
+):
+    sign(document())
+    unsigned = document()
+    unsigned["history"]["executions"][0]["runtime"] = 3.0
+    notebook = tmp_path / "nb.ipynb"
+    write_checkpoint(notebook, legacy_sign(unsigned, signing_secret.read_bytes().strip()))
+    round_trip_file(notebook)
+    assert '"runtime": 3,' in notebook.read_text()
+    assert is_trusted(read_checkpoint(notebook))
+
+
+def test_an_edit_of_a_checkpoint_signed_by_nbelastic_0_1_breaks_its_signature(signing_secret):
+    sign(document())
+    old = legacy_sign(document(), signing_secret.read_bytes().strip())
+    old["plan"]["replay"].append(1)
+    assert not is_trusted(old)
+
+
+@needs_node
+@pytest.mark.kernel
+def test_a_restore_after_jupyterlab_wrote_the_notebook_loads_every_variable(tmp_path):
+    cells = ["import fractions", "x = fractions.Fraction(1, 3)", "def f(v):\n    return v + 1"]
+    notebook = save_in_kernel(tmp_path, cells, "store-all")
+    round_trip_file(notebook)
+    report, values = restore_in_kernel(notebook, ["x", "f"])
+    assert report["trusted"] and report["ok"] and report["not_loaded"] == {}
+    assert values["x"] == "Fraction(1, 3)"
 
 
 class _Touch:

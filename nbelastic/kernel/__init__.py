@@ -6,12 +6,14 @@ Only this package touches the live shell. It keeps one Monitor per process.
 from __future__ import annotations
 
 import argparse
+import contextvars
 import json
 import os
 import re
 import shlex
 import sys
-import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -19,6 +21,7 @@ from IPython.core.magic import Magics, line_magic, magics_class
 
 from nbelastic.errors import NbelasticError
 from nbelastic.kernel.monitor import Monitor
+from nbelastic.kernel.progress_line import ProgressLine
 from nbelastic.planner import STRATEGIES, format_bytes
 from nbelastic.sessions import kernel_notebook
 
@@ -29,6 +32,7 @@ if TYPE_CHECKING:
     from nbelastic.rebuild import RestoreReport
 
 RESULT_MARKER = "NBELASTIC-RESULT "
+_REMOTE = contextvars.ContextVar("nbelastic_remote", default=False)
 _monitor: Monitor | None = None
 
 
@@ -100,14 +104,10 @@ def save(
 
     monitor = current_monitor()
     path = Path(notebook) if notebook else default_notebook(monitor.shell)
-    return save_checkpoint(
-        monitor,
-        path,
-        strategy=plan,
-        bandwidth=bandwidth,
-        progress=_progress(quiet, "save"),
-        store_url=store,
-    )
+    with _progress(quiet, "save") as progress:
+        return save_checkpoint(
+            monitor, path, strategy=plan, bandwidth=bandwidth, progress=progress, store_url=store
+        )
 
 
 def restore(
@@ -127,9 +127,8 @@ def restore(
 
     monitor = current_monitor(start=True)
     path = Path(notebook) if notebook else default_notebook(monitor.shell)
-    return restore_checkpoint(
-        monitor, path, progress=_progress(quiet, "restore"), at=at, trust=trust
-    )
+    with _progress(quiet, "restore") as progress:
+        return restore_checkpoint(monitor, path, progress=progress, at=at, trust=trust)
 
 
 async def restore_async(
@@ -145,14 +144,14 @@ async def restore_async(
 
     monitor = current_monitor(start=True)
     path = Path(notebook) if notebook else default_notebook(monitor.shell)
-    return await restore_checkpoint_async(
-        monitor, path, progress=_progress(quiet, "restore"), at=at, trust=trust
-    )
+    with _progress(quiet, "restore") as progress:
+        return await restore_checkpoint_async(monitor, path, progress=progress, at=at, trust=trust)
 
 
 async def remote(operation: str, arguments: dict) -> None:
     """Entry point for the CLI driving this kernel, awaited in a cell (so that a restore
     replays cells with top-level ``await``): one machine-readable result line."""
+    remote_call = _REMOTE.set(True)  # the CLI reads progress lines from stderr
     try:
         if operation == "save":
             result = save(**arguments, quiet=False).to_json()
@@ -163,6 +162,8 @@ async def remote(operation: str, arguments: dict) -> None:
         payload = {"ok": True, "result": result}
     except NbelasticError as error:
         payload = {"ok": False, "error": str(error)}
+    finally:
+        _REMOTE.reset(remote_call)
     print(RESULT_MARKER + json.dumps(payload), flush=True)
 
 
@@ -204,17 +205,18 @@ def _show(report: RestoreReport) -> None:
         print(f"nbelastic: {warning}", file=sys.stderr)
 
 
-def _progress(quiet: bool, verb: str):
-    """Progress lines on stderr, only once an operation has run for more than a second."""
+@contextmanager
+def _progress(quiet: bool, verb: str) -> Iterator[ProgressLine | None]:
+    """The progress of one operation (None if ``quiet``), taken away when it ends: stderr
+    lines for the CLI that drives this kernel (``remote``), one updated line in a notebook."""
     if quiet:
-        return None
-    started = time.perf_counter()
-
-    def report(message: str, done: int, total: int) -> None:
-        if time.perf_counter() - started > 1.0:
-            print(f"nbelastic {verb}: {done}/{total} {message}", file=sys.stderr, flush=True)
-
-    return report
+        yield None
+        return
+    line = ProgressLine(verb, lines=True if _REMOTE.get() else None)
+    try:
+        yield line
+    finally:
+        line.finish()
 
 
 class _ArgumentParser(argparse.ArgumentParser):
