@@ -4,18 +4,14 @@ On a failure the page is saved as a screenshot under the artifacts directory
 (``$NBELASTIC_BROWSER_ARTIFACTS``, default ``<pytest basetemp>/artifacts``), and the report
 shows its path, what the page showed and the end of the server's log.
 
-``NBELASTIC_RECORD_REQUESTS=FILE`` writes the requests JupyterLab sent to ``/api/sessions`` and
-``/api/contents`` during each test into FILE (one entry per test), for the server-extension
-tests to replay (fixtures/jupyterlab4_requests.json); run with ``-p no:xdist`` then.
+``lab.requests()`` lists every request the page sent to ``/api/sessions``, ``/api/contents``
+and ``/api/kernels/…`` (see test_requests.py).
 """
 
 from __future__ import annotations
 
-import json
 import os
-from importlib.metadata import version
 from pathlib import Path
-from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 from browser_check import CHROMIUM_ARGS, chromium_path
@@ -24,9 +20,7 @@ from lab_server import LabServer
 # Helpers, not tests: --doctest-modules would import lab_ui, which needs Playwright, before
 # browser_check could skip.
 collect_ignore = ["lab_ui.py", "lab_server.py", "browser_check.py"]
-RECORD_ENV = "NBELASTIC_RECORD_REQUESTS"
 ARTIFACTS_ENV = "NBELASTIC_BROWSER_ARTIFACTS"
-RECORDED_APIS = ("/api/sessions", "/api/contents")
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -68,49 +62,13 @@ def lab_server(tmp_path, tmp_path_factory):
 
 
 @pytest.fixture
-def lab(request, browser, lab_server):
+def lab(browser, lab_server):
     """A Chromium page showing JupyterLab, with the launcher open."""
     from lab_ui import Lab
 
     context = browser.new_context(viewport={"width": 1400, "height": 900})
     page = context.new_page()
     ui = Lab(page, lab_server.lab_url())
-    recorded: dict[object, dict] = {}  # request -> what was sent, in the order sent
-    page.on("request", lambda sent: _record(recorded, ui.step, sent))
-    page.on("response", lambda answer: _answered(recorded, answer))
     ui.open()
     yield ui
     context.close()
-    if os.environ.get(RECORD_ENV):
-        _write_recording(Path(os.environ[RECORD_ENV]), request.node.name, list(recorded.values()))
-
-
-def _record(recorded: dict[object, dict], step: str, sent) -> None:
-    url = urlsplit(sent.url)
-    if not url.path.startswith(RECORDED_APIS):
-        return
-    # The query's last item is a cache-busting timestamp with no value: left out.
-    query = {k: v for k, v in parse_qsl(url.query, keep_blank_values=True) if not k.isdigit()}
-    body = sent.post_data
-    recorded[sent] = {
-        "step": step,
-        "method": sent.method,
-        "path": url.path,
-        "query": query,
-        "body": json.loads(body) if body else None,
-        "status": None,
-    }
-
-
-def _answered(recorded: dict[object, dict], answer) -> None:
-    if answer.request in recorded:
-        recorded[answer.request]["status"] = answer.status
-
-
-def _write_recording(path: Path, test: str, recorded: list[dict]) -> None:
-    everything = json.loads(path.read_text()) if path.exists() else {}
-    everything["versions"] = {
-        name: version(name) for name in ("jupyterlab", "jupyter_server", "playwright")
-    }
-    everything.setdefault("tests", {})[test] = recorded
-    path.write_text(json.dumps(everything, indent=1, sort_keys=True) + "\n")

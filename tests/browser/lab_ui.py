@@ -8,11 +8,15 @@ replies, after every output of that cell has arrived.
 
 from __future__ import annotations
 
+import json
 import re
+from contextlib import suppress
+from urllib.parse import parse_qsl
 
 from playwright.sync_api import Page, expect
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
-CELL_TIMEOUT_MS = 20_000  # the first cell after a restore waits for the restore
+CELL_TIMEOUT_MS = 120_000  # the first cell after a restore waits for the restore
 UI_TIMEOUT_MS = 30_000
 MENUS = {
     "docmanager:rename": "File",
@@ -23,7 +27,7 @@ MENUS = {
 
 # Installed before any page script runs: keeps the text of every dialog, notification (toast)
 # and cell output the page shows, even one that closes by itself a few seconds later.
-WATCH_PAGE = """
+WATCH_PAGE = r"""
 window.__shown = [];
 new MutationObserver((mutations) => {
   for (const mutation of mutations) {
@@ -35,6 +39,24 @@ new MutationObserver((mutations) => {
     }
   }
 }).observe(document, {childList: true, subtree: true, characterData: true});
+
+// Every API request JupyterLab sends, with the user's step at the moment it was sent.
+window.__step = 'open JupyterLab';
+window.__requests = [];
+const sendRequest = window.fetch;
+window.fetch = async (input, init) => {
+  const request = new Request(input, init);
+  const url = new URL(request.url);
+  const entry = {step: window.__step, method: request.method, path: url.pathname,
+                 query: url.search, body: null, status: null};
+  if (/^\/api\/(sessions|contents|kernels\/)/.test(url.pathname)) {
+    window.__requests.push(entry);
+    if (!['GET', 'HEAD'].includes(request.method)) entry.body = await request.clone().text();
+  }
+  const response = await sendRequest(request);
+  entry.status = response.status;
+  return response;
+};
 """
 
 
@@ -44,9 +66,22 @@ class Lab:
     def __init__(self, page: Page, url: str) -> None:
         self.page = page
         self.url = url
-        self.step = "open JupyterLab"  # what the user is doing, for the recorded requests
         page.add_init_script(WATCH_PAGE)
         page.set_default_timeout(UI_TIMEOUT_MS)
+
+    def _step(self, name: str) -> None:
+        """Label the requests the page sends from now on with what the user does."""
+        self.page.evaluate("(name) => { window.__step = name; }", name)
+
+    def requests(self) -> list[dict]:
+        """Every request the page sent to /api/sessions, /api/contents and /api/kernels/…:
+        step, method, path, query (without the cache-busting timestamp), JSON body, status."""
+        sent = self.page.evaluate("window.__requests")
+        for request in sent:
+            query = parse_qsl(request["query"].lstrip("?"), keep_blank_values=True)
+            request["query"] = {k: v for k, v in query if not k.isdigit()}
+            request["body"] = json.loads(request["body"]) if request["body"] else None
+        return sent
 
     # -- the page -------------------------------------------------------------------------------
 
@@ -93,7 +128,7 @@ class Lab:
 
     def new_notebook(self) -> None:
         """Click the launcher's Python 3 notebook card; wait for the new notebook's kernel."""
-        self.step = "new notebook"
+        self._step("new notebook")
         self.page.locator('.jp-LauncherCard[data-category="Notebook"]').first.click()
         self.wait_until_loaded()
 
@@ -105,10 +140,26 @@ class Lab:
 
     def wait_until_loaded(self) -> None:
         """The notebook's cells are in (its spinner is gone: cells typed into before that are
-        overwritten when the file's content arrives) and its kernel is idle."""
+        overwritten when the file's content arrives), its session exists and its kernel is idle.
+
+        The session is waited for by its request (for up to 30 s: JupyterLab may reuse one):
+        the kernel indicator can read Idle before there is a kernel, and a cell run then is
+        silently not run.
+        """
         expect(self.notebook().locator(".jp-Spinner")).to_have_count(0)
         self.notebook().locator(".jp-Cell").first.wait_for()
+        with suppress(PlaywrightTimeoutError):
+            self.wait_for_answer("POST", "/api/sessions", timeout_ms=30_000)
         self.wait_for_kernel_idle()
+
+    def wait_for_answer(self, method: str, path: str, timeout_ms: float = CELL_TIMEOUT_MS) -> None:
+        """Wait until the server answered a ``method`` request to ``path`` sent in this step."""
+        self.page.wait_for_function(
+            """([method, path]) => window.__requests.some((r) => r.step === window.__step
+                 && r.method === method && r.path === path && r.status !== null)""",
+            arg=[method, path],
+            timeout=timeout_ms,
+        )
 
     def wait_for_kernel_idle(self) -> None:
         """The notebook toolbar's kernel status reads Idle."""
@@ -117,7 +168,7 @@ class Lab:
 
     def rename(self, name: str) -> None:
         """File > Rename Notebook…, type ``name``, Rename."""
-        self.step = "rename"
+        self._step("rename")
         self.menu("docmanager:rename")
         dialog = self.page.locator(".jp-Dialog")
         field = dialog.locator("input")
@@ -129,7 +180,7 @@ class Lab:
     def run_cell(self, code: str) -> str:
         """Type ``code`` into a new cell at the end, Shift+Enter, and return its output text
         once its execution count shows."""
-        self.step = "run cell"
+        self._step("run cell")
         cells = self.notebook().locator(".jp-Cell")
         count = cells.count()
         editor = cells.nth(count - 1).locator(".cm-content")
@@ -176,7 +227,7 @@ class Lab:
 
     def save(self) -> None:
         """Ctrl+S; wait until the tab is no longer marked as modified (or a dialog opened)."""
-        self.step = "save"
+        self._step("save")
         self.notebook().locator(".jp-Notebook").click(position={"x": 5, "y": 5})
         self.page.keyboard.press("Control+s")
         done = self.page.locator(
@@ -189,21 +240,26 @@ class Lab:
 
     def shut_down_kernel(self) -> None:
         """Kernel > Shut Down Kernel; wait until the notebook says it has no kernel."""
-        self.step = "shut down kernel"
+        self._step("shut down kernel")
         self.menu("kernelmenu:shutdown")
         status = self.notebook().locator(".jp-Notebook-ExecutionIndicator")
         expect(status).not_to_have_attribute("data-status", "idle")
 
     def restart_kernel(self) -> None:
         """Kernel > Restart Kernel…, Restart; wait for the new kernel."""
-        self.step = "restart kernel"
+        self._step("restart kernel")
         self.menu("kernelmenu:restart")
         self.accept_dialog("Restart")
+        self.page.wait_for_function(
+            """() => window.__requests.some((r) => r.step === window.__step
+                 && r.path.endsWith('/restart') && r.status !== null)""",
+            timeout=CELL_TIMEOUT_MS,
+        )
         self.wait_for_kernel_idle()
 
     def close_tab(self) -> None:
         """File > Close Tab."""
-        self.step = "close tab"
+        self._step("close tab")
         name = self.current_tab().locator(".lm-TabBar-tabLabel").inner_text()
         self.menu("application:close")
         tab = self.page.locator("#jp-main-dock-panel .lm-TabBar-tabLabel", has_text=name)
@@ -214,7 +270,7 @@ class Lab:
     def open_from_file_browser(self, path: str) -> None:
         """Double-click through the file browser's folders to ``path`` (from the root), then
         on the notebook; wait for its kernel."""
-        self.step = "open from file browser"
+        self._step("open from file browser")
         browser = self.page.locator("#filebrowser")
         if not browser.is_visible():
             self.page.locator('.lm-TabBar-tab[data-id="filebrowser"]').click()
