@@ -244,6 +244,18 @@ class Lab:
         self.menu("kernelmenu:shutdown")
         status = self.notebook().locator(".jp-Notebook-ExecutionIndicator")
         expect(status).not_to_have_attribute("data-status", "idle")
+        # JupyterLab forgets the session only when it next lists the running ones: a notebook
+        # reopened before that reconnects to the kernel just shut down, and never gets one.
+        self.page.wait_for_function(
+            """() => {
+              const sent = window.__requests;
+              const gone = sent.findIndex((r) => r.step === window.__step
+                && r.method === 'DELETE' && r.path.startsWith('/api/sessions/') && r.status);
+              return gone >= 0 && sent.slice(gone + 1).some((r) => r.method === 'GET'
+                && r.path === '/api/sessions' && r.status);
+            }""",
+            timeout=CELL_TIMEOUT_MS,
+        )
 
     def restart_kernel(self) -> None:
         """Kernel > Restart Kernel…, Restart; wait for the new kernel."""
