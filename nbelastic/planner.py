@@ -179,9 +179,9 @@ def plan_cost(
     available = _names_of(stored + recomputed)
     by_id = _executions_by_id(history)
     cells: set[int] = set()
-    for group in recomputed:
-        group_cells = frozenset(history.recompute_set(group.names))
-        if _why_not_rebuildable(history, by_id, group, group_cells, available):
+    replays = history.recompute_sets(group.names for group in recomputed)
+    for group, group_cells in zip(recomputed, replays, strict=True):
+        if _why_not_rebuildable(history, by_id, group, frozenset(group_cells), available):
             return math.inf
         cells |= group_cells
     return _store_seconds(stored, bandwidth) + _replay_seconds(cells, by_id)
@@ -217,7 +217,7 @@ def make_plan(
     recomputed = [o for o in options if o.group.names in recomputed_names]
     stored = [o for o in options if o.group.names not in recomputed_names]
     replay = frozenset().union(*(o.cells for o in recomputed))
-    reasons = _Reasons(strategy, bandwidth, by_id, recomputed, replay)
+    reasons = _Reasons(strategy, bandwidth, by_id, recomputed, replay, _replayers(recomputed))
     return Plan(
         strategy=strategy,
         bandwidth=bandwidth,
@@ -229,6 +229,15 @@ def make_plan(
         replay_seconds=_replay_seconds(replay, by_id),
         reasons=reasons.by_name(stored, lost),
     )
+
+
+def _replayers(recomputed: Sequence[_Option]) -> dict[int, list[int]]:
+    """For each cell, where the groups it rebuilds are in ``recomputed``."""
+    index: dict[int, list[int]] = {}
+    for position, option in enumerate(recomputed):
+        for cell in option.cells:
+            index.setdefault(cell, []).append(position)
+    return index
 
 
 def _check_bandwidth(bandwidth: float) -> None:
@@ -272,16 +281,32 @@ def _why_not_rebuildable(
     history: History,
     by_id: Mapping[int, Execution],
     group: Group,
-    cells: Collection[int],
+    cells: frozenset[int],
     available: Collection[str],
+    seen: dict[frozenset[int], str] | None = None,
 ) -> str:
     """Why replaying ``cells`` cannot rebuild ``group``; empty when it can.
 
     Besides non-replayable executions, a replay that reads a live variable fails when that
-    variable is not restored itself (``available`` names the ones that are).
+    variable is not restored itself (``available`` names the ones that are). ``seen`` keeps
+    the answer per set of cells for one ``available``: thousands of variables written by the
+    same cells share it.
     """
     if not group.replayable:
         return group.why_unreplayable or "the monitor marked it as not replayable"
+    if seen is None:
+        return _why_cells_cannot_replay(history, by_id, cells, available)
+    if cells not in seen:
+        seen[cells] = _why_cells_cannot_replay(history, by_id, cells, available)
+    return seen[cells]
+
+
+def _why_cells_cannot_replay(
+    history: History,
+    by_id: Mapping[int, Execution],
+    cells: Collection[int],
+    available: Collection[str],
+) -> str:
     blocked = sorted(cell for cell in cells if not by_id[cell].replayable)
     if any(by_id[cell].code == PREEXISTING_CODE for cell in blocked):
         return "created before nbelastic was loaded, cannot be replayed"
@@ -310,16 +335,18 @@ def _weigh(
     Losing a group can make another one unrebuildable (its replay reads the lost names), so
     this repeats until no further group is lost.
     """
-    cells = {group.names: frozenset(history.recompute_set(group.names)) for group in groups}
+    replays = history.recompute_sets(group.names for group in groups)
+    cells = {g.names: frozenset(c) for g, c in zip(groups, replays, strict=True)}
     remaining = sorted(groups, key=lambda group: group.names)
     lost: list[_Option] = []
     while True:
         available = _names_of(remaining)
+        seen: dict[frozenset[int], str] = {}
         options = [
             _Option(
                 g,
                 cells[g.names],
-                _why_not_rebuildable(history, by_id, g, cells[g.names], available),
+                _why_not_rebuildable(history, by_id, g, cells[g.names], available, seen),
             )
             for g in remaining
         ]
@@ -357,21 +384,26 @@ def _min_cut(
     issues #4592, #7775; ``test_decimal_runtimes_and_sizes_still_give_the_cheapest_plan``).
     An omitted capacity is infinite, which forces unstorable groups to the replay side and
     makes replaying a group pay for all its cells. Groups that cannot be rebuilt stay out of
-    the cut and are stored.
+    the cut and are stored. Groups rebuilt by the same cells are one node, whose load time is
+    theirs summed: once those cells replay, each of them comes free, so they share one fate,
+    and thousands of small variables written by a few cells make a graph of a few nodes.
     """
     import networkx as nx  # on the first plan, not at import: %load_ext nbelastic stays cheap
 
     rebuildable = [option for option in options if option.rebuildable]
-    graph = nx.DiGraph()
+    by_cells: dict[frozenset[int], list[_Option]] = {}
     for option in rebuildable:
-        node = ("group", option.group.names)
-        if option.storable:
-            cost = Fraction(option.group.size) / Fraction(bandwidth)
+        by_cells.setdefault(option.cells, []).append(option)
+    graph = nx.DiGraph()
+    for cells, together in by_cells.items():
+        node = ("cells", tuple(sorted(cells)))
+        if all(option.storable for option in together):
+            cost = sum(Fraction(option.group.size) for option in together) / Fraction(bandwidth)
             graph.add_edge(_SOURCE, node, capacity=cost)
         else:
             graph.add_edge(_SOURCE, node)
-        graph.add_edges_from((node, ("cell", cell)) for cell in sorted(option.cells))
-    for cell in sorted(frozenset().union(*(option.cells for option in rebuildable))):
+        graph.add_edges_from((node, ("cell", cell)) for cell in node[1])
+    for cell in sorted(frozenset().union(*by_cells)):
         graph.add_edge(("cell", cell), _SINK, capacity=Fraction(by_id[cell].runtime))
     if _SOURCE not in graph:
         return set()
@@ -380,7 +412,8 @@ def _min_cut(
         _, (replay_side, _) = nx.minimum_cut(graph, _SOURCE, _SINK)
     except nx.NetworkXUnbounded as error:  # only finite cell -> sink edges reach the sink
         raise AssertionError("an infinite path reached the cut; a lost group leaked in") from error
-    return {node[1] for node in replay_side if node[0] == "group"}
+    replayed = {frozenset(node[1]) for node in replay_side if node[0] == "cells"}
+    return {option.group.names for cells in replayed for option in by_cells[cells]}
 
 
 def _scale_to_integers(graph: nx.DiGraph) -> None:
@@ -423,6 +456,18 @@ def why_blocked(executions: Sequence[Execution]) -> str:
     return f"{blocked} cannot be replayed" + (f" ({'; '.join(reasons)})" if reasons else "")
 
 
+def _some_names(names: Sequence[str], shown: int = 5) -> str:
+    """The first names and how many more: a sentence per variable stays short when thousands
+    of variables share a cell.
+
+    >>> _some_names(["a", "b"]), _some_names([f"v{i}" for i in range(8)], shown=3)
+    ('a, b', 'v0, v1, v2 and 5 more')
+    """
+    if len(names) <= shown:
+        return ", ".join(names)
+    return f"{', '.join(names[:shown])} and {len(names) - shown} more"
+
+
 def _seconds(seconds: float) -> str:
     return f"{seconds:.2f} s"
 
@@ -440,6 +485,7 @@ class _Reasons:
     by_id: Mapping[int, Execution]
     recomputed: Sequence[_Option]
     replay: frozenset[int]
+    replayers: Mapping[int, Sequence[int]]  # cell -> positions in recomputed of its groups
 
     def _load(self, group: Group) -> str:
         return f"{format_bytes(group.size)} loads in {_seconds(group.size / self.bandwidth)}"
@@ -467,18 +513,23 @@ class _Reasons:
             return f"replayed: strategy {self.strategy}; {self._rebuild(option.cells)}"
         load = option.group.size / self.bandwidth
         loading = f"loading {format_bytes(option.group.size)} ({_seconds(load)})"
-        sharing = [o for o in self.recomputed if o is not option and o.cells & option.cells]
+        sharing = [o for o in self._by_cell(option.cells) if o is not option]
         if not sharing:
             seconds = _replay_seconds(option.cells, self.by_id)
             return f"replayed: {self._rebuild(option.cells)}, {_than(seconds, load)} {loading}"
         shared = option.cells & frozenset().union(*(o.cells for o in sharing))
         extra = option.cells - shared
         seconds = _replay_seconds(extra, self.by_id)
-        others = ", ".join(name for o in sharing for name in o.group.names)
+        others = _some_names([name for o in sharing for name in o.group.names])
         return (
             f"replayed: shares {_cells(shared)} with {others}, so rebuilding adds "
             f"{_seconds(seconds)} ({_cells(extra)}), {_than(seconds, load)} {loading}"
         )
+
+    def _by_cell(self, cells: frozenset[int]) -> list[_Option]:
+        """The replayed options that share a cell with ``cells``, in their order."""
+        positions = sorted({p for cell in cells for p in self.replayers.get(cell, ())})
+        return [self.recomputed[p] for p in positions]
 
     def for_lost(self, option: _Option) -> str:
         why = option.group.why_unstorable or "cannot be serialized"

@@ -170,6 +170,7 @@ async def remote(operation: str, arguments: dict) -> None:
     print(RESULT_MARKER + json.dumps(payload), flush=True)
 
 
+_PROGRESS_EVERY = 0.25  # seconds between two progress lines
 _RESTORE_MAGIC = re.compile(r"^(\s*)%nbelastic\s+restore\b(.*?)(\n?)$")
 
 
@@ -209,13 +210,18 @@ def _show(report: RestoreReport) -> None:
 
 
 def _progress(quiet: bool, verb: str):
-    """Progress lines on stderr, only once an operation has run for more than a second."""
+    """Progress lines on stderr, only once an operation has run for more than a second, and
+    then at most a few a second (and the last one): a line per variable of thousands of small
+    ones cost more than storing them."""
     if quiet:
         return None
     started = time.perf_counter()
+    shown = [0.0]
 
     def report(message: str, done: int, total: int) -> None:
-        if time.perf_counter() - started > 1.0:
+        now = time.perf_counter()
+        if now - started > 1.0 and (now - shown[0] >= _PROGRESS_EVERY or done == total):
+            shown[0] = now
             print(f"nbelastic {verb}: {done}/{total} {message}", file=sys.stderr, flush=True)
 
     return report

@@ -16,7 +16,7 @@ import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractContextManager, nullcontext, suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from IPython.utils.capture import capture_output
@@ -123,10 +123,12 @@ def save_checkpoint(
     if bandwidth is None:
         bandwidth = store.measure_bandwidth()
     with _excluding_gc(store):  # a gc meanwhile would not see the blobs this save reuses
-        keys_before = store.keys()
-        plan, entries = _plan_and_store(
-            store, monitor.history, groups, namespace, bandwidth, strategy, progress
-        )
+        keys_before = _stored_keys(store)
+        with _packing(store):  # small groups share one pack file: one file, one fsync
+            plan, entries = _plan_and_store(
+                store, monitor.history, groups, namespace, bandwidth, strategy, progress
+            )
+        entries = [_with_slot(store, entry) for entry in entries]
         manifest = Manifest(tuple(sorted(entries)))
         manifest_key = store.put("manifest", manifest.to_text().encode("utf-8"))
         rng_keys = {
@@ -152,7 +154,7 @@ def save_checkpoint(
             checkpoint_id = record_checkpoint(sidecar_dir(notebook), document)
             write_checkpoint(notebook, document, new_cells=new_cells)
             write_manifest(store, manifest)
-    new_keys = store.keys() - keys_before
+    new_keys = _stored_keys(store) - keys_before
     return SaveReport(
         notebook=notebook,
         plan=plan,
@@ -162,6 +164,21 @@ def save_checkpoint(
         seconds=time.perf_counter() - started,
         checkpoint=checkpoint_id,
     )
+
+
+def _stored_keys(store: BlobStore | RemoteBlobStore) -> set[str]:
+    """The blobs present, loose or in the packs this store knows of."""
+    return store.keys() | (store.packed_keys() if isinstance(store, BlobStore) else set())
+
+
+def _packing(store: BlobStore | RemoteBlobStore) -> AbstractContextManager:
+    """A local store packs small blobs; a remote one keeps a file per blob."""
+    return store.packing() if isinstance(store, BlobStore) else nullcontext()
+
+
+def _with_slot(store: BlobStore | RemoteBlobStore, entry: ManifestEntry) -> ManifestEntry:
+    slot = store.slot(entry.key) if isinstance(store, BlobStore) else None
+    return replace(entry, pack=slot) if slot else entry
 
 
 def _excluding_gc(store: BlobStore | RemoteBlobStore) -> AbstractContextManager:
