@@ -4,7 +4,7 @@ import pytest
 
 from nbelastic.errors import CheckpointFormatError
 from nbelastic.store import BlobStore, Manifest, ManifestEntry, read_manifest, write_manifest
-from nbelastic.store.blobs import PackSlot
+from nbelastic.store.blobs import PACK_MIN_MEMBERS, PackSlot
 
 K1, K2, K3 = "1" * 64, "2" * 64, "abcdef0123456789" * 4
 
@@ -61,7 +61,7 @@ def test_a_packed_blob_keeps_its_pack_slot():
 def test_reading_a_packed_manifest_tells_the_store_where_its_blobs_are(tmp_path):
     store = BlobStore(tmp_path)
     with store.packing():
-        key = store.put("json", b"12")
+        key, *_ = [store.put("json", b"%d" % n) for n in range(12, 12 + PACK_MIN_MEMBERS)]
     entry = ManifestEntry(("x",), "json", 2, key, store.slot(key))
     manifest_key = write_manifest(store, Manifest([entry]))
     fresh = BlobStore(tmp_path)

@@ -17,9 +17,10 @@ is older than its ``--min-age``.
 
 Small blobs written inside ``packing()`` (a save's variable groups) go into one pack file
 instead, as git packs loose objects: thousands of small variables are one file and one fsync,
-not thousands. A packed blob keeps its key (the sha256 of its own bytes, as if it were loose);
-the manifest records where it is (``PackSlot``), and ``open`` hashes that slice before anyone
-decodes it. A pack is named by the sha256 of the whole file and never changes either.
+not thousands (below ``PACK_MIN_MEMBERS`` new ones, they stay loose files). A packed blob
+keeps its key (the sha256 of its own bytes, as if it were loose); the manifest records where
+it is (``PackSlot``), and ``open`` hashes that slice before anyone decodes it. A pack is
+named by the sha256 of the whole file and never changes either.
 
 Layout under the sidecar root (``analysis.nbelastic/`` next to ``analysis.ipynb``)::
 
@@ -42,14 +43,14 @@ True
 ...     codec, stream.read()
 ('json', b'[1,2]')
 >>> with store.packing():
-...     small = store.put("json", b"7")
+...     small, *others = [store.put("json", b"%d" % n) for n in range(PACK_MIN_MEMBERS)]
 >>> slot = store.slot(small)
 >>> store.path(small).exists(), store.pack_keys() == {slot.pack}, store.get(small)
-(False, True, ('json', b'7'))
+(False, True, ('json', b'0'))
 >>> again = BlobStore(tmp.name)  # another process learns where it is from the manifest
 >>> again.locate(small, PackSlot.parse(slot.to_text()))
 >>> again.get(small), again.check(small)
-(('json', b'7'), None)
+(('json', b'0'), None)
 >>> store.flush()
 >>> tmp.cleanup()
 """
@@ -79,6 +80,7 @@ from nbelastic.errors import (
 BLOB_FORMAT = 1
 PACK_FORMAT = 1
 PACK_MEMBER_LIMIT = 16 * 1024  # blobs up to this size (header included) go into a pack
+PACK_MIN_MEMBERS = 32  # fewer new small blobs stay loose: a few fsyncs cost little
 KEY_PATTERN = re.compile(r"[0-9a-f]{64}")
 CODEC_PATTERN = re.compile(r"[a-z0-9][a-z0-9_.-]*")
 _MAGIC = b"NBELASTIC-BLOB"
@@ -278,8 +280,10 @@ class BlobStore:
             pending = self._pending
         finally:
             self._pending = None
-        if pending:
+        if len(pending) >= PACK_MIN_MEMBERS:
             self._write_pack(pending)
+        for key, blob in pending.items() if len(pending) < PACK_MIN_MEMBERS else ():
+            self._write_blob(key, lambda stream, blob=blob: stream.write(blob))
 
     def slot(self, key: str) -> PackSlot | None:
         """Where blob ``key`` is in a pack, or None if it is loose (or unknown)."""
@@ -382,7 +386,9 @@ class BlobStore:
         if not KEY_PATTERN.fullmatch(key):
             return False
         slot = self._slots.get(key)
-        return self.path(key).is_file() or (slot is not None and self.pack_path(slot.pack).is_file())
+        if self.path(key).is_file():
+            return True
+        return slot is not None and self.pack_path(slot.pack).is_file()
 
     def keys(self) -> set[str]:
         """Keys of all blobs present; temp files of an interrupted write are not blobs, nor
