@@ -47,6 +47,7 @@ class Group:
 
     ``size`` is the estimated number of bytes when stored, or None when the group cannot be
     stored at all. ``replayable`` is False when the monitor knows replay cannot rebuild it.
+    ``packages`` are the top-level packages loading it imports (pandas for a DataFrame).
     Names are kept sorted so that equal groups compare equal whatever order they came in.
 
     >>> Group(["b", "a"], size=10).names
@@ -58,6 +59,7 @@ class Group:
     why_unstorable: str = ""
     replayable: bool = True
     why_unreplayable: str = ""
+    packages: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.names:
@@ -85,11 +87,12 @@ class Plan:
     store_seconds: float
     replay_seconds: float
     reasons: Mapping[str, str]
+    import_seconds: float = 0.0  # importing the packages the stored groups need
 
     @property
     def restore_seconds(self) -> float:
-        """Loading the stored groups plus replaying the chosen executions."""
-        return self.store_seconds + self.replay_seconds
+        """Importing what the stored groups need, loading them, replaying the executions."""
+        return self.import_seconds + self.store_seconds + self.replay_seconds
 
     @property
     def actions(self) -> dict[str, str]:
@@ -188,14 +191,20 @@ def plan_cost(
 
 
 def make_plan(
-    history: History, groups: Sequence[Group], bandwidth: float, strategy: str = "optimal"
+    history: History,
+    groups: Sequence[Group],
+    bandwidth: float,
+    strategy: str = "optimal",
+    imports: Mapping[str, float] | None = None,
 ) -> Plan:
     """Decide, for every group, whether a restore loads it, replays it, or cannot bring it back.
 
     ``groups`` must partition (part of) the history's active names; ``bandwidth`` is the
     bytes per second at which stored values load. A live name left out of every group is not
-    restored, so a group whose replay reads it cannot be rebuilt. The same inputs always give
-    the same plan, whatever the order of ``groups``.
+    restored, so a group whose replay reads it cannot be rebuilt. ``imports`` are the seconds
+    importing each package took (``Group.packages``): a restore that loads a group imports its
+    packages first, once for all groups. The same inputs always give the same plan, whatever
+    the order of ``groups``; the optimal plan never costs more than replaying every group.
 
     >>> h = History()
     >>> _ = h.record_existing(["df"])
@@ -212,8 +221,28 @@ def make_plan(
     _check_bandwidth(bandwidth)
     _check_groups(history, groups)
     by_id = _executions_by_id(history)
+    imports = dict(imports or {})
     options, lost = _weigh(history, by_id, groups)
-    recomputed_names = _DECIDERS[strategy](options, bandwidth, by_id)
+    chosen = _DECIDERS[strategy](options, bandwidth, by_id, imports)
+    plan = _plan(strategy, bandwidth, by_id, options, lost, chosen, imports)
+    if strategy == "optimal":  # the cut weighs the same costs; this keeps the promise anyway
+        replay_all = _recompute_all(options, bandwidth, by_id, imports)
+        if replay_all != chosen:
+            other = _plan(strategy, bandwidth, by_id, options, lost, replay_all, imports)
+            if other.restore_seconds < plan.restore_seconds:
+                return other
+    return plan
+
+
+def _plan(
+    strategy: str,
+    bandwidth: float,
+    by_id: Mapping[int, Execution],
+    options: Sequence[_Option],
+    lost: Sequence[_Option],
+    recomputed_names: set[tuple[str, ...]],
+    imports: Mapping[str, float],
+) -> Plan:
     recomputed = [o for o in options if o.group.names in recomputed_names]
     stored = [o for o in options if o.group.names not in recomputed_names]
     replay = frozenset().union(*(o.cells for o in recomputed))
@@ -228,7 +257,14 @@ def make_plan(
         store_seconds=_store_seconds([o.group for o in stored], bandwidth),
         replay_seconds=_replay_seconds(replay, by_id),
         reasons=reasons.by_name(stored, lost),
+        import_seconds=_import_seconds([o.group for o in stored], imports),
     )
+
+
+def _import_seconds(groups: Iterable[Group], imports: Mapping[str, float]) -> float:
+    """Each package the groups need, once; fsum for an order-independent total."""
+    packages = sorted({package for group in groups for package in group.packages})
+    return math.fsum(imports.get(package, 0.0) for package in packages)
 
 
 def _replayers(recomputed: Sequence[_Option]) -> dict[int, list[int]]:
@@ -357,25 +393,37 @@ def _weigh(
         remaining = [o.group for o in options if o.storable or o.rebuildable]
 
 
-_Decider = Callable[[Sequence[_Option], float, Mapping[int, Execution]], set[tuple[str, ...]]]
+_Decider = Callable[
+    [Sequence[_Option], float, Mapping[int, Execution], Mapping[str, float]],
+    set[tuple[str, ...]],
+]
 
 
 def _store_all(
-    options: Sequence[_Option], bandwidth: float, by_id: Mapping[int, Execution]
+    options: Sequence[_Option],
+    bandwidth: float,
+    by_id: Mapping[int, Execution],
+    imports: Mapping[str, float],
 ) -> set[tuple[str, ...]]:
     """Replay only what cannot be stored."""
     return {o.group.names for o in options if not o.storable}
 
 
 def _recompute_all(
-    options: Sequence[_Option], bandwidth: float, by_id: Mapping[int, Execution]
+    options: Sequence[_Option],
+    bandwidth: float,
+    by_id: Mapping[int, Execution],
+    imports: Mapping[str, float],
 ) -> set[tuple[str, ...]]:
     """Store only what cannot be replayed."""
     return {o.group.names for o in options if o.rebuildable}
 
 
 def _min_cut(
-    options: Sequence[_Option], bandwidth: float, by_id: Mapping[int, Execution]
+    options: Sequence[_Option],
+    bandwidth: float,
+    by_id: Mapping[int, Execution],
+    imports: Mapping[str, float],
 ) -> set[tuple[str, ...]]:
     """The groups to replay so that load time plus replay time is smallest.
 
@@ -387,6 +435,9 @@ def _min_cut(
     the cut and are stored. Groups rebuilt by the same cells are one node, whose load time is
     theirs summed: once those cells replay, each of them comes free, so they share one fate,
     and thousands of small variables written by a few cells make a graph of a few nodes.
+    A package that loading a group imports is a node too, source -> package (its import time)
+    -> every group that needs it: storing any of them pays the import once. Packages that a
+    group stored anyway (it cannot be rebuilt) needs are paid whatever the cut.
     """
     import networkx as nx  # on the first plan, not at import: %load_ext nbelastic stays cheap
 
@@ -394,6 +445,7 @@ def _min_cut(
     by_cells: dict[frozenset[int], list[_Option]] = {}
     for option in rebuildable:
         by_cells.setdefault(option.cells, []).append(option)
+    paid = {p for option in options if not option.rebuildable for p in option.group.packages}
     graph = nx.DiGraph()
     for cells, together in by_cells.items():
         node = ("cells", tuple(sorted(cells)))
@@ -403,6 +455,10 @@ def _min_cut(
         else:
             graph.add_edge(_SOURCE, node)
         graph.add_edges_from((node, ("cell", cell)) for cell in node[1])
+        packages = {p for option in together for p in option.group.packages} - paid
+        for package in sorted(p for p in packages if imports.get(p, 0.0) > 0):
+            graph.add_edge(_SOURCE, ("package", package), capacity=Fraction(imports[package]))
+            graph.add_edge(("package", package), node)
     for cell in sorted(frozenset().union(*by_cells)):
         graph.add_edge(("cell", cell), _SINK, capacity=Fraction(by_id[cell].runtime))
     if _SOURCE not in graph:

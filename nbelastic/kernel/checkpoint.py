@@ -23,7 +23,7 @@ from IPython.utils.capture import capture_output
 
 from nbelastic import __version__
 from nbelastic.checkpoints import find_checkpoint, next_checkpoint_id, record_checkpoint
-from nbelastic.environment import fingerprint
+from nbelastic.environment import fingerprint, packages_of
 from nbelastic.errors import NbelasticError, UnserializableError
 from nbelastic.history import UNMONITORED_CODE, Execution, History, linked_groups
 from nbelastic.kernel.entropy import EntropyTape
@@ -126,7 +126,14 @@ def save_checkpoint(
         keys_before = _stored_keys(store)
         with _packing(store):  # small groups share one pack file: one file, one fsync
             plan, entries = _plan_and_store(
-                store, monitor.history, groups, namespace, bandwidth, strategy, progress
+                store,
+                monitor.history,
+                groups,
+                namespace,
+                bandwidth,
+                strategy,
+                progress,
+                monitor.imports.seconds,
             )
         entries = [_with_slot(store, entry) for entry in entries]
         manifest = Manifest(tuple(sorted(entries)))
@@ -138,7 +145,14 @@ def save_checkpoint(
         rng_now_key = store.put("json", json.dumps(rng_now, sort_keys=True).encode())
         store.flush(progress)  # every blob is in place before anything points at it
         document = _document(
-            notebook, store, manifest_key, plan, monitor.history, profiles, rng_keys
+            notebook,
+            store,
+            manifest_key,
+            plan,
+            monitor.history,
+            profiles,
+            rng_keys,
+            monitor.imports.seconds,
         )
         document["rng"] = rng_now_key
         document["environment"] = fingerprint(namespace.values())
@@ -200,7 +214,8 @@ def plan_now(
     _, profiles, groups = _survey(monitor)
     if bandwidth is None:
         bandwidth = BlobStore(tempfile.gettempdir()).measure_bandwidth()
-    return make_plan(monitor.history, groups, bandwidth, strategy), profiles
+    plan = make_plan(monitor.history, groups, bandwidth, strategy, monitor.imports.seconds)
+    return plan, profiles
 
 
 def _survey(monitor: Monitor) -> tuple[dict, dict[str, Profile], list[Group]]:
@@ -209,7 +224,8 @@ def _survey(monitor: Monitor) -> tuple[dict, dict[str, Profile], list[Group]]:
     profiles = {name: profile(value) for name, value in namespace.items()}
     _reconcile(monitor, namespace, profiles)
     tokens = {name: p.tokens for name, p in profiles.items()}
-    return namespace, profiles, [_group(names, profiles) for names in linked_groups(tokens)]
+    groups = [_group(names, profiles, namespace) for names in linked_groups(tokens)]
+    return namespace, profiles, groups
 
 
 def _reconcile(monitor: Monitor, namespace: dict, profiles: dict[str, Profile]) -> None:
@@ -235,11 +251,12 @@ def _reconcile(monitor: Monitor, namespace: dict, profiles: dict[str, Profile]) 
         history.record(UNMONITORED_CODE, 0.0, writes=unseen, deletes=vanished, replayable=False)
 
 
-def _group(names: tuple[str, ...], profiles: dict[str, Profile]) -> Group:
+def _group(names: tuple[str, ...], profiles: dict[str, Profile], namespace: dict) -> Group:
     reasons = [profiles[n].unstorable for n in names if profiles[n].unstorable]
     if reasons:
         return Group(names, None, why_unstorable=reasons[0])
-    return Group(names, sum(profiles[n].size for n in names))
+    packages = tuple(sorted({p for n in names for p in packages_of(namespace[n])}))
+    return Group(names, sum(profiles[n].size for n in names), packages=packages)
 
 
 def _plan_and_store(
@@ -250,6 +267,7 @@ def _plan_and_store(
     bandwidth: float,
     strategy: str,
     progress: ProgressCallback | None,
+    imports: dict[str, float],
 ) -> tuple[Plan, list[ManifestEntry]]:
     """Plan, then stream each group into the store, one at a time to bound memory.
 
@@ -258,7 +276,7 @@ def _plan_and_store(
     """
     written: dict[tuple[str, ...], ManifestEntry] = {}
     while True:
-        plan = make_plan(history, groups, bandwidth, strategy)
+        plan = make_plan(history, groups, bandwidth, strategy, imports)
         failed = None
         for index, group in enumerate(plan.stored):
             if group.names in written:
@@ -277,7 +295,7 @@ def _plan_and_store(
         groups = [Group(g.names, None, why_unstorable=reason) if g == bad else g for g in groups]
 
 
-def _document(notebook, store, manifest_key, plan, history, profiles, rng_keys) -> dict:
+def _document(notebook, store, manifest_key, plan, history, profiles, rng_keys, imports) -> dict:
     graph = history.to_json()
     for execution in graph["executions"]:
         execution["rng"] = rng_keys.get(execution["id"], execution["rng"])
@@ -293,6 +311,12 @@ def _document(notebook, store, manifest_key, plan, history, profiles, rng_keys) 
             "bandwidth": plan.bandwidth,
             "replay": list(plan.replay),
             "restore_seconds": round(plan.restore_seconds, 6),
+            "import_seconds": round(plan.import_seconds, 6),
+            "imports": {
+                package: round(seconds, 6)
+                for package, seconds in sorted(imports.items())
+                if any(package in group.packages for group in plan.stored)
+            },
         },
         "history": graph,
         "variables": {
@@ -379,6 +403,9 @@ async def _restore(monitor, notebook, progress, at, trust, *, awaited: bool) -> 
         set_rng_state(checkpoint.rng_at_save)
     if trusted:
         monitor.adopt(checkpoint.history, checkpoint.rng_states, report.profiles)
+        # the import times measured where the cells ran, not those of this restore's imports:
+        # saving the same state again plans the same way
+        monitor.imports.seconds = dict(checkpoint.document["plan"].get("imports", {}))
     else:
         monitor.adopt_values(report.loaded, report.profiles)
     warn_of_environment(checkpoint)
