@@ -202,4 +202,4 @@ def _progress(message: str) -> None:
 
 def headless_environment() -> None:
     """Figures drawn off screen: a notebook's plt.show() must not wait for a window."""
-    os.environ.setdefault("MPLBACKEND", "Agg")
+    os.environ.setdefault("MPLBACKEND", "agg")
