@@ -25,7 +25,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 from types import MappingProxyType
 from typing import TYPE_CHECKING
@@ -512,16 +512,19 @@ def why_blocked(executions: Sequence[Execution]) -> str:
     return f"{blocked} cannot be replayed" + (f" ({'; '.join(reasons)})" if reasons else "")
 
 
-def _some_names(names: Sequence[str], shown: int = 5) -> str:
-    """The first names and how many more: a sentence per variable stays short when thousands
-    of variables share a cell.
+_SHOWN_NAMES = 5
 
-    >>> _some_names(["a", "b"]), _some_names([f"v{i}" for i in range(8)], shown=3)
-    ('a, b', 'v0, v1, v2 and 5 more')
+
+def _some_names(names: Sequence[str], total: int) -> str:
+    """The first of ``total`` names and how many more: a sentence per variable stays short
+    when thousands of variables share a cell.
+
+    >>> _some_names(["a", "b"], 2), _some_names([f"v{i}" for i in range(6)], 8)
+    ('a, b', 'v0, v1, v2, v3, v4 and 3 more')
     """
-    if len(names) <= shown:
-        return ", ".join(names)
-    return f"{', '.join(names[:shown])} and {len(names) - shown} more"
+    if total <= _SHOWN_NAMES:
+        return ", ".join(names[:total])
+    return f"{', '.join(names[:_SHOWN_NAMES])} and {total - _SHOWN_NAMES} more"
 
 
 def _seconds(seconds: float) -> str:
@@ -542,6 +545,7 @@ class _Reasons:
     recomputed: Sequence[_Option]
     replay: frozenset[int]
     replayers: Mapping[int, Sequence[int]]  # cell -> positions in recomputed of its groups
+    sharers: dict[frozenset[int], tuple[list[int], int]] = field(default_factory=dict)
 
     def _load(self, group: Group) -> str:
         return f"{format_bytes(group.size)} loads in {_seconds(group.size / self.bandwidth)}"
@@ -569,23 +573,33 @@ class _Reasons:
             return f"replayed: strategy {self.strategy}; {self._rebuild(option.cells)}"
         load = option.group.size / self.bandwidth
         loading = f"loading {format_bytes(option.group.size)} ({_seconds(load)})"
-        sharing = [o for o in self._by_cell(option.cells) if o is not option]
-        if not sharing:
+        positions, names = self._sharers(option.cells)
+        if names == len(option.group.names):  # no other group shares a cell
             seconds = _replay_seconds(option.cells, self.by_id)
             return f"replayed: {self._rebuild(option.cells)}, {_than(seconds, load)} {loading}"
-        shared = option.cells & frozenset().union(*(o.cells for o in sharing))
+        shared = frozenset(cell for cell in option.cells if len(self.replayers[cell]) > 1)
         extra = option.cells - shared
         seconds = _replay_seconds(extra, self.by_id)
-        others = _some_names([name for o in sharing for name in o.group.names])
+        first: list[str] = []
+        for position in positions:
+            if len(first) > _SHOWN_NAMES:
+                break
+            if self.recomputed[position] is not option:
+                first += self.recomputed[position].group.names
+        others = _some_names(first, total=names - len(option.group.names))
         return (
             f"replayed: shares {_cells(shared)} with {others}, so rebuilding adds "
             f"{_seconds(seconds)} ({_cells(extra)}), {_than(seconds, load)} {loading}"
         )
 
-    def _by_cell(self, cells: frozenset[int]) -> list[_Option]:
-        """The replayed options that share a cell with ``cells``, in their order."""
-        positions = sorted({p for cell in cells for p in self.replayers.get(cell, ())})
-        return [self.recomputed[p] for p in positions]
+    def _sharers(self, cells: frozenset[int]) -> tuple[list[int], int]:
+        """Where the replayed groups sharing a cell with ``cells`` are in ``recomputed``, and
+        how many names they hold; kept per set of cells, which thousands of groups share."""
+        if cells not in self.sharers:
+            positions = sorted({p for cell in cells for p in self.replayers.get(cell, ())})
+            names = sum(len(self.recomputed[p].group.names) for p in positions)
+            self.sharers[cells] = (positions, names)
+        return self.sharers[cells]
 
     def for_lost(self, option: _Option) -> str:
         why = option.group.why_unstorable or "cannot be serialized"
