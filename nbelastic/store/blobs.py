@@ -208,11 +208,11 @@ class BlobStore:
         bytes. Decoders read from the stream straight into the objects they build, without a
         copy of the whole payload in between.
         """
-        path = self._checked_path(key)
-        if key in self._slots and not path.is_file():
+        if key in self._slots:  # where the manifest says it is, a loose copy notwithstanding
             member = io.BytesIO(self._read_member(key))
             yield _read_header(key, member), member
             return
+        path = self._checked_path(key)
         try:
             stream = open(path, "rb")  # noqa: SIM115 - closed below, after the caller is done
         except FileNotFoundError:
@@ -240,9 +240,9 @@ class BlobStore:
         Hashes the file in chunks, so checking every blob before a restore costs no memory, and
         the ``open`` that follows in this process does not hash the unchanged file again.
         """
-        path = self._checked_path(key)
-        if key in self._slots and not path.is_file():
+        if key in self._slots:
             return self._check_member(key)
+        path = self._checked_path(key)
         try:
             with open(path, "rb") as stream:
                 identity = _identity(os.fstat(stream.fileno()))
