@@ -16,7 +16,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from benchmarks import machine, plot, report, table, trivial_cell
+from benchmarks import folder, machine, plot, report, table, trivial_cell
 from benchmarks.runner import run_suite, run_trivial_cell
 from benchmarks.workloads import WORKLOADS
 from nbelastic.kernel import parse_bandwidth
@@ -27,6 +27,8 @@ DOCS = ROOT / "docs"
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.notebooks:
+        return _notebooks(args)
     chosen = [w for w in WORKLOADS if not args.only or w.name in args.only]
     repeats = args.repeats or (1 if args.quick else 3)
     jobs = args.jobs or (2 if args.quick else 1)
@@ -69,6 +71,30 @@ def main(argv: list[str] | None = None) -> int:
     )
     (output / "benchmarks.md").write_text(document)
     print(f"wrote {output / 'benchmarks.md'}" + (f" and {picture}" if picture else ""))
+    return 0
+
+
+def _notebooks(args: argparse.Namespace) -> int:
+    """The comparison on the notebooks of the given folders: a table on stdout, and in
+    ``--output``/notebooks.md when given (never docs/: the published table is edited)."""
+    missing = [str(folder) for folder in args.notebooks if not folder.is_dir()]
+    if missing:
+        sys.exit(f"not a folder: {', '.join(missing)}")
+    _measure_this_checkout()
+    folder.headless_environment()
+    load_at_start = machine.load()
+    results = folder.run_folders(
+        args.notebooks, bandwidth=args.bandwidth, cell_timeout=args.cell_timeout
+    )
+    header, rows = folder.table(results, args.bandwidth)
+    print(table.text(header, rows))
+    if args.output:
+        args.output.mkdir(parents=True, exist_ok=True)
+        described = machine.describe(load_at_start, machine.first_touch())
+        facts = "".join(f"- {key}: {value}\n" for key, value in described.items())
+        text = f"{facts}- repeats: 1\n\n{table.markdown(header, rows)}\n"
+        (args.output / "notebooks.md").write_text(text)
+        print(f"wrote {args.output / 'notebooks.md'}")
     return 0
 
 
@@ -120,6 +146,19 @@ def _parser() -> argparse.ArgumentParser:
         type=parse_bandwidth,
         default=parse_bandwidth("100MB/s"),
         help="transfer bandwidth for migration, and the planner's (default 100MB/s)",
+    )
+    parser.add_argument(
+        "--notebooks",
+        nargs="+",
+        type=Path,
+        metavar="DIR",
+        help="measure the notebooks of these folders instead (scratch copies; one repeat)",
+    )
+    parser.add_argument(
+        "--cell-timeout",
+        type=float,
+        default=folder.CELL_TIMEOUT,
+        help=f"with --notebooks: seconds a cell may run (default {folder.CELL_TIMEOUT:.0f})",
     )
     parser.add_argument(
         "--output", type=Path, help="directory for benchmarks.md/.png (default docs/)"

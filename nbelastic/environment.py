@@ -31,9 +31,8 @@ def fingerprint(values: Iterable[object]) -> dict:
     """``{"python": "3.11.7", "packages": {"numpy": "2.1.0", ...}}`` for these live values."""
     packages = {}
     for value in values:
-        for name in _modules_of(value):
-            top = name.partition(".")[0]
-            if top in _NOT_PACKAGES or top in packages or top.startswith("_"):
+        for top in packages_of(value):
+            if top in packages:
                 continue
             version = package_version(top)
             if version is not None:
@@ -78,6 +77,18 @@ def package_version(name: str) -> str | None:
 def _distributions() -> Mapping[str, list[str]]:
     """Import name -> distribution names (``sklearn`` -> ``scikit-learn``); slow, so once."""
     return importlib.metadata.packages_distributions()
+
+
+def packages_of(value: object) -> set[str]:
+    """The top-level packages (not the standard library's) that loading ``value`` imports,
+    as far as its type and, for a module, class or function, its own module tell.
+
+    >>> import json
+    >>> sorted(packages_of(json)), sorted(packages_of(1))
+    ([], [])
+    """
+    tops = {name.partition(".")[0] for name in _modules_of(value)}
+    return {top for top in tops if top not in _NOT_PACKAGES and not top.startswith("_")}
 
 
 def _modules_of(value: object) -> Iterable[str]:

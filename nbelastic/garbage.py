@@ -3,8 +3,9 @@
 A blob is *referenced* when a checkpoint that still exists names it: the checkpoint a notebook
 sharing the sidecar holds (``analysis.ipynb`` and its jupytext twin ``analysis.py``) or one the
 sidecar's history records. Referenced means the manifest blob, every blob its manifest lists,
-and the random-generator states of the history's cells. Everything else under ``blobs/`` can
-go, except:
+and the random-generator states of the history's cells. A pack (``blobs/packs/``) is kept
+whole while any blob in it is referenced, and deleted once none is. Everything else under
+``blobs/`` can go, except:
 
 * blobs younger than ``min_age`` seconds: a save in progress writes its blobs before the
   checkpoint that names them, and must not lose them to a concurrent ``gc``;
@@ -128,6 +129,7 @@ def referenced_keys(documents: list[dict], store: BlobStore) -> set[str]:
             ) from None
         keys.add(manifest_key)
         keys.update(entry.key for entry in manifest.entries)
+        keys.update(entry.pack.pack for entry in manifest.entries if entry.pack)  # kept whole
         keys.update(e["rng"] for e in executions if e.get("rng"))
         if document.get("rng"):
             keys.add(document["rng"])
@@ -173,10 +175,12 @@ def refuse_links(sidecar: Path) -> None:
 def _collect(store: BlobStore, live: list[dict], min_age: float, dry_run: bool) -> Collection:
     """The collection itself, for a caller holding the sidecar's lock."""
     needed = referenced_keys(live, store)
-    result = Collection(min_age, referenced=len(needed & store.keys()))
+    present = {key: store.path(key) for key in sorted(store.keys())}
+    present |= {pack: store.pack_path(pack) for pack in store.pack_keys()}
+    result = Collection(min_age, referenced=len(needed & present.keys()))
     now = time.time()
-    for key in sorted(store.keys() - needed):
-        path = store.path(key)
+    for key in sorted(present.keys() - needed):
+        path = present[key]
         try:
             status = path.lstat()
         except FileNotFoundError:
@@ -218,7 +222,8 @@ def remove_empty_sidecar(notebook: Path) -> bool:
     manifest text); a directory holding anything else stays.
     """
     sidecar = sidecar_dir(notebook)
-    if not sidecar.is_dir() or BlobStore(sidecar).keys() or list_checkpoints(sidecar):
+    store = BlobStore(sidecar)
+    if not sidecar.is_dir() or store.keys() or store.pack_keys() or list_checkpoints(sidecar):
         return False
     with suppress(OSError):
         (sidecar / "manifest.txt").unlink()

@@ -209,18 +209,39 @@ class History:
         >>> sorted(h.recompute_set(["n"])), sorted(h.recompute_set(["a"]))
         ([3], [1, 2])
         """
+        return self.recompute_sets([names])[0]
+
+    def recompute_sets(self, groups: Iterable[Iterable[str]]) -> list[set[int]]:
+        """``recompute_set`` of each group of names, in one pass over the graph.
+
+        The active snapshots and each writer's closure are worked out once for all groups: a
+        planner weighing thousands of small variables written by a few cells would otherwise
+        walk the same graph once per variable.
+
+        >>> h = History()
+        >>> _ = h.record("a = 1", 1.0, writes=["a"])
+        >>> _ = h.record("b = a + 1", 1.0, reads=["a"], writes=["b"])
+        >>> h.recompute_sets([["a"], ["b"], ["a", "b"], []])
+        [{1}, {2}, {1, 2}, set()]
+        """
         active = set(self.active.values())
-        todo = [self._writers[self.active[name]] for name in names]
-        needed: dict[int, Execution] = {}
-        while todo:
-            execution = todo.pop()
-            if execution.id in needed:
-                continue
-            needed[execution.id] = execution
-            for snap in execution.reads:
-                if snap not in active:
-                    todo.append(self._writers[snap])
-        return set(needed)
+        closures: dict[int, frozenset[int]] = {}
+
+        def closure(start: Execution) -> frozenset[int]:
+            if start.id not in closures:
+                todo, needed = [start], set()
+                while todo:
+                    execution = todo.pop()
+                    if execution.id not in needed:
+                        needed.add(execution.id)
+                        todo += (self._writers[s] for s in execution.reads if s not in active)
+                closures[start.id] = frozenset(needed)
+            return closures[start.id]
+
+        return [
+            set().union(*(closure(self._writers[self.active[name]]) for name in names))
+            for names in groups
+        ]
 
     def to_json(self) -> dict:
         """A deterministic JSON form: the same history always gives the same document."""

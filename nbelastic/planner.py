@@ -25,7 +25,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 from types import MappingProxyType
 from typing import TYPE_CHECKING
@@ -47,6 +47,7 @@ class Group:
 
     ``size`` is the estimated number of bytes when stored, or None when the group cannot be
     stored at all. ``replayable`` is False when the monitor knows replay cannot rebuild it.
+    ``packages`` are the top-level packages loading it imports (pandas for a DataFrame).
     Names are kept sorted so that equal groups compare equal whatever order they came in.
 
     >>> Group(["b", "a"], size=10).names
@@ -58,6 +59,7 @@ class Group:
     why_unstorable: str = ""
     replayable: bool = True
     why_unreplayable: str = ""
+    packages: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.names:
@@ -85,11 +87,12 @@ class Plan:
     store_seconds: float
     replay_seconds: float
     reasons: Mapping[str, str]
+    import_seconds: float = 0.0  # importing the packages the stored groups need
 
     @property
     def restore_seconds(self) -> float:
-        """Loading the stored groups plus replaying the chosen executions."""
-        return self.store_seconds + self.replay_seconds
+        """Importing what the stored groups need, loading them, replaying the executions."""
+        return self.import_seconds + self.store_seconds + self.replay_seconds
 
     @property
     def actions(self) -> dict[str, str]:
@@ -179,23 +182,29 @@ def plan_cost(
     available = _names_of(stored + recomputed)
     by_id = _executions_by_id(history)
     cells: set[int] = set()
-    for group in recomputed:
-        group_cells = frozenset(history.recompute_set(group.names))
-        if _why_not_rebuildable(history, by_id, group, group_cells, available):
+    replays = history.recompute_sets(group.names for group in recomputed)
+    for group, group_cells in zip(recomputed, replays, strict=True):
+        if _why_not_rebuildable(history, by_id, group, frozenset(group_cells), available):
             return math.inf
         cells |= group_cells
     return _store_seconds(stored, bandwidth) + _replay_seconds(cells, by_id)
 
 
 def make_plan(
-    history: History, groups: Sequence[Group], bandwidth: float, strategy: str = "optimal"
+    history: History,
+    groups: Sequence[Group],
+    bandwidth: float,
+    strategy: str = "optimal",
+    imports: Mapping[str, float] | None = None,
 ) -> Plan:
     """Decide, for every group, whether a restore loads it, replays it, or cannot bring it back.
 
     ``groups`` must partition (part of) the history's active names; ``bandwidth`` is the
     bytes per second at which stored values load. A live name left out of every group is not
-    restored, so a group whose replay reads it cannot be rebuilt. The same inputs always give
-    the same plan, whatever the order of ``groups``.
+    restored, so a group whose replay reads it cannot be rebuilt. ``imports`` are the seconds
+    importing each package took (``Group.packages``): a restore that loads a group imports its
+    packages first, once for all groups. The same inputs always give the same plan, whatever
+    the order of ``groups``; the optimal plan never costs more than replaying every group.
 
     >>> h = History()
     >>> _ = h.record_existing(["df"])
@@ -212,12 +221,32 @@ def make_plan(
     _check_bandwidth(bandwidth)
     _check_groups(history, groups)
     by_id = _executions_by_id(history)
+    imports = dict(imports or {})
     options, lost = _weigh(history, by_id, groups)
-    recomputed_names = _DECIDERS[strategy](options, bandwidth, by_id)
+    chosen = _DECIDERS[strategy](options, bandwidth, by_id, imports)
+    plan = _plan(strategy, bandwidth, by_id, options, lost, chosen, imports)
+    if strategy == "optimal":  # the cut weighs the same costs; this keeps the promise anyway
+        replay_all = _recompute_all(options, bandwidth, by_id, imports)
+        if replay_all != chosen:
+            other = _plan(strategy, bandwidth, by_id, options, lost, replay_all, imports)
+            if other.restore_seconds < plan.restore_seconds:
+                return other
+    return plan
+
+
+def _plan(
+    strategy: str,
+    bandwidth: float,
+    by_id: Mapping[int, Execution],
+    options: Sequence[_Option],
+    lost: Sequence[_Option],
+    recomputed_names: set[tuple[str, ...]],
+    imports: Mapping[str, float],
+) -> Plan:
     recomputed = [o for o in options if o.group.names in recomputed_names]
     stored = [o for o in options if o.group.names not in recomputed_names]
     replay = frozenset().union(*(o.cells for o in recomputed))
-    reasons = _Reasons(strategy, bandwidth, by_id, recomputed, replay)
+    reasons = _Reasons(strategy, bandwidth, by_id, recomputed, replay, _replayers(recomputed))
     return Plan(
         strategy=strategy,
         bandwidth=bandwidth,
@@ -228,7 +257,23 @@ def make_plan(
         store_seconds=_store_seconds([o.group for o in stored], bandwidth),
         replay_seconds=_replay_seconds(replay, by_id),
         reasons=reasons.by_name(stored, lost),
+        import_seconds=_import_seconds([o.group for o in stored], imports),
     )
+
+
+def _import_seconds(groups: Iterable[Group], imports: Mapping[str, float]) -> float:
+    """Each package the groups need, once; fsum for an order-independent total."""
+    packages = sorted({package for group in groups for package in group.packages})
+    return math.fsum(imports.get(package, 0.0) for package in packages)
+
+
+def _replayers(recomputed: Sequence[_Option]) -> dict[int, list[int]]:
+    """For each cell, where the groups it rebuilds are in ``recomputed``."""
+    index: dict[int, list[int]] = {}
+    for position, option in enumerate(recomputed):
+        for cell in option.cells:
+            index.setdefault(cell, []).append(position)
+    return index
 
 
 def _check_bandwidth(bandwidth: float) -> None:
@@ -272,16 +317,32 @@ def _why_not_rebuildable(
     history: History,
     by_id: Mapping[int, Execution],
     group: Group,
-    cells: Collection[int],
+    cells: frozenset[int],
     available: Collection[str],
+    seen: dict[frozenset[int], str] | None = None,
 ) -> str:
     """Why replaying ``cells`` cannot rebuild ``group``; empty when it can.
 
     Besides non-replayable executions, a replay that reads a live variable fails when that
-    variable is not restored itself (``available`` names the ones that are).
+    variable is not restored itself (``available`` names the ones that are). ``seen`` keeps
+    the answer per set of cells for one ``available``: thousands of variables written by the
+    same cells share it.
     """
     if not group.replayable:
         return group.why_unreplayable or "the monitor marked it as not replayable"
+    if seen is None:
+        return _why_cells_cannot_replay(history, by_id, cells, available)
+    if cells not in seen:
+        seen[cells] = _why_cells_cannot_replay(history, by_id, cells, available)
+    return seen[cells]
+
+
+def _why_cells_cannot_replay(
+    history: History,
+    by_id: Mapping[int, Execution],
+    cells: Collection[int],
+    available: Collection[str],
+) -> str:
     blocked = sorted(cell for cell in cells if not by_id[cell].replayable)
     if any(by_id[cell].code == PREEXISTING_CODE for cell in blocked):
         return "created before nbelastic was loaded, cannot be replayed"
@@ -310,16 +371,18 @@ def _weigh(
     Losing a group can make another one unrebuildable (its replay reads the lost names), so
     this repeats until no further group is lost.
     """
-    cells = {group.names: frozenset(history.recompute_set(group.names)) for group in groups}
+    replays = history.recompute_sets(group.names for group in groups)
+    cells = {g.names: frozenset(c) for g, c in zip(groups, replays, strict=True)}
     remaining = sorted(groups, key=lambda group: group.names)
     lost: list[_Option] = []
     while True:
         available = _names_of(remaining)
+        seen: dict[frozenset[int], str] = {}
         options = [
             _Option(
                 g,
                 cells[g.names],
-                _why_not_rebuildable(history, by_id, g, cells[g.names], available),
+                _why_not_rebuildable(history, by_id, g, cells[g.names], available, seen),
             )
             for g in remaining
         ]
@@ -330,25 +393,37 @@ def _weigh(
         remaining = [o.group for o in options if o.storable or o.rebuildable]
 
 
-_Decider = Callable[[Sequence[_Option], float, Mapping[int, Execution]], set[tuple[str, ...]]]
+_Decider = Callable[
+    [Sequence[_Option], float, Mapping[int, Execution], Mapping[str, float]],
+    set[tuple[str, ...]],
+]
 
 
 def _store_all(
-    options: Sequence[_Option], bandwidth: float, by_id: Mapping[int, Execution]
+    options: Sequence[_Option],
+    bandwidth: float,
+    by_id: Mapping[int, Execution],
+    imports: Mapping[str, float],
 ) -> set[tuple[str, ...]]:
     """Replay only what cannot be stored."""
     return {o.group.names for o in options if not o.storable}
 
 
 def _recompute_all(
-    options: Sequence[_Option], bandwidth: float, by_id: Mapping[int, Execution]
+    options: Sequence[_Option],
+    bandwidth: float,
+    by_id: Mapping[int, Execution],
+    imports: Mapping[str, float],
 ) -> set[tuple[str, ...]]:
     """Store only what cannot be replayed."""
     return {o.group.names for o in options if o.rebuildable}
 
 
 def _min_cut(
-    options: Sequence[_Option], bandwidth: float, by_id: Mapping[int, Execution]
+    options: Sequence[_Option],
+    bandwidth: float,
+    by_id: Mapping[int, Execution],
+    imports: Mapping[str, float],
 ) -> set[tuple[str, ...]]:
     """The groups to replay so that load time plus replay time is smallest.
 
@@ -357,21 +432,34 @@ def _min_cut(
     issues #4592, #7775; ``test_decimal_runtimes_and_sizes_still_give_the_cheapest_plan``).
     An omitted capacity is infinite, which forces unstorable groups to the replay side and
     makes replaying a group pay for all its cells. Groups that cannot be rebuilt stay out of
-    the cut and are stored.
+    the cut and are stored. Groups rebuilt by the same cells are one node, whose load time is
+    theirs summed: once those cells replay, each of them comes free, so they share one fate,
+    and thousands of small variables written by a few cells make a graph of a few nodes.
+    A package that loading a group imports is a node too, source -> package (its import time)
+    -> every group that needs it: storing any of them pays the import once. Packages that a
+    group stored anyway (it cannot be rebuilt) needs are paid whatever the cut.
     """
     import networkx as nx  # on the first plan, not at import: %load_ext nbelastic stays cheap
 
     rebuildable = [option for option in options if option.rebuildable]
-    graph = nx.DiGraph()
+    by_cells: dict[frozenset[int], list[_Option]] = {}
     for option in rebuildable:
-        node = ("group", option.group.names)
-        if option.storable:
-            cost = Fraction(option.group.size) / Fraction(bandwidth)
+        by_cells.setdefault(option.cells, []).append(option)
+    paid = {p for option in options if not option.rebuildable for p in option.group.packages}
+    graph = nx.DiGraph()
+    for cells, together in by_cells.items():
+        node = ("cells", tuple(sorted(cells)))
+        if all(option.storable for option in together):
+            cost = sum(Fraction(option.group.size) for option in together) / Fraction(bandwidth)
             graph.add_edge(_SOURCE, node, capacity=cost)
         else:
             graph.add_edge(_SOURCE, node)
-        graph.add_edges_from((node, ("cell", cell)) for cell in sorted(option.cells))
-    for cell in sorted(frozenset().union(*(option.cells for option in rebuildable))):
+        graph.add_edges_from((node, ("cell", cell)) for cell in node[1])
+        packages = {p for option in together for p in option.group.packages} - paid
+        for package in sorted(p for p in packages if imports.get(p, 0.0) > 0):
+            graph.add_edge(_SOURCE, ("package", package), capacity=Fraction(imports[package]))
+            graph.add_edge(("package", package), node)
+    for cell in sorted(frozenset().union(*by_cells)):
         graph.add_edge(("cell", cell), _SINK, capacity=Fraction(by_id[cell].runtime))
     if _SOURCE not in graph:
         return set()
@@ -380,7 +468,8 @@ def _min_cut(
         _, (replay_side, _) = nx.minimum_cut(graph, _SOURCE, _SINK)
     except nx.NetworkXUnbounded as error:  # only finite cell -> sink edges reach the sink
         raise AssertionError("an infinite path reached the cut; a lost group leaked in") from error
-    return {node[1] for node in replay_side if node[0] == "group"}
+    replayed = {frozenset(node[1]) for node in replay_side if node[0] == "cells"}
+    return {option.group.names for cells in replayed for option in by_cells[cells]}
 
 
 def _scale_to_integers(graph: nx.DiGraph) -> None:
@@ -423,6 +512,21 @@ def why_blocked(executions: Sequence[Execution]) -> str:
     return f"{blocked} cannot be replayed" + (f" ({'; '.join(reasons)})" if reasons else "")
 
 
+_SHOWN_NAMES = 5
+
+
+def _some_names(names: Sequence[str], total: int) -> str:
+    """The first of ``total`` names and how many more: a sentence per variable stays short
+    when thousands of variables share a cell.
+
+    >>> _some_names(["a", "b"], 2), _some_names([f"v{i}" for i in range(6)], 8)
+    ('a, b', 'v0, v1, v2, v3, v4 and 3 more')
+    """
+    if total <= _SHOWN_NAMES:
+        return ", ".join(names[:total])
+    return f"{', '.join(names[:_SHOWN_NAMES])} and {total - _SHOWN_NAMES} more"
+
+
 def _seconds(seconds: float) -> str:
     return f"{seconds:.2f} s"
 
@@ -440,6 +544,8 @@ class _Reasons:
     by_id: Mapping[int, Execution]
     recomputed: Sequence[_Option]
     replay: frozenset[int]
+    replayers: Mapping[int, Sequence[int]]  # cell -> positions in recomputed of its groups
+    sharers: dict[frozenset[int], tuple[list[int], int]] = field(default_factory=dict)
 
     def _load(self, group: Group) -> str:
         return f"{format_bytes(group.size)} loads in {_seconds(group.size / self.bandwidth)}"
@@ -467,18 +573,33 @@ class _Reasons:
             return f"replayed: strategy {self.strategy}; {self._rebuild(option.cells)}"
         load = option.group.size / self.bandwidth
         loading = f"loading {format_bytes(option.group.size)} ({_seconds(load)})"
-        sharing = [o for o in self.recomputed if o is not option and o.cells & option.cells]
-        if not sharing:
+        positions, names = self._sharers(option.cells)
+        if names == len(option.group.names):  # no other group shares a cell
             seconds = _replay_seconds(option.cells, self.by_id)
             return f"replayed: {self._rebuild(option.cells)}, {_than(seconds, load)} {loading}"
-        shared = option.cells & frozenset().union(*(o.cells for o in sharing))
+        shared = frozenset(cell for cell in option.cells if len(self.replayers[cell]) > 1)
         extra = option.cells - shared
         seconds = _replay_seconds(extra, self.by_id)
-        others = ", ".join(name for o in sharing for name in o.group.names)
+        first: list[str] = []
+        for position in positions:
+            if len(first) > _SHOWN_NAMES:
+                break
+            if self.recomputed[position] is not option:
+                first += self.recomputed[position].group.names
+        others = _some_names(first, total=names - len(option.group.names))
         return (
             f"replayed: shares {_cells(shared)} with {others}, so rebuilding adds "
             f"{_seconds(seconds)} ({_cells(extra)}), {_than(seconds, load)} {loading}"
         )
+
+    def _sharers(self, cells: frozenset[int]) -> tuple[list[int], int]:
+        """Where the replayed groups sharing a cell with ``cells`` are in ``recomputed``, and
+        how many names they hold; kept per set of cells, which thousands of groups share."""
+        if cells not in self.sharers:
+            positions = sorted({p for cell in cells for p in self.replayers.get(cell, ())})
+            names = sum(len(self.recomputed[p].group.names) for p in positions)
+            self.sharers[cells] = (positions, names)
+        return self.sharers[cells]
 
     def for_lost(self, option: _Option) -> str:
         why = option.group.why_unstorable or "cannot be serialized"

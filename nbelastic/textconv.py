@@ -15,6 +15,7 @@ cannot be summarised is printed as it is: a textconv that fails would break ``gi
 from __future__ import annotations
 
 import ast
+import hashlib
 import io
 import json
 
@@ -23,6 +24,7 @@ from nbelastic.planner import format_bytes
 from nbelastic.store.pickles import UnreadablePickleError, describe, pickle_globals
 
 _BLOB_MAGIC = b"NBELASTIC-BLOB "
+_PACK_MAGIC = b"NBELASTIC-PACK "
 _PREVIEW_CHARS = 300
 _PREVIEW_ITEMS = 8
 _MAX_NAMES = 12
@@ -40,6 +42,8 @@ def textconv(data: bytes) -> str:
 def _textconv(data: bytes) -> str:
     if data.startswith(_BLOB_MAGIC):
         return describe_blob(data)
+    if data.startswith(_PACK_MAGIC):
+        return describe_pack(data)
     try:
         parsed = json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError):
@@ -118,6 +122,30 @@ def describe_blob(data: bytes) -> str:
     except Exception as error:  # a damaged payload: say so, never break git diff
         body = f"(cannot summarise: {type(error).__name__})"
     return f"{title}\n{body}\n"
+
+
+def describe_pack(data: bytes) -> str:
+    """A pack of small blobs: each blob as ``describe_blob`` shows it, headed by its key.
+
+    >>> blob = b"NBELASTIC-BLOB 1 json\\n[1]"
+    >>> print(describe_pack(b"NBELASTIC-PACK 1\\n%d\\n" % len(blob) + blob), end="")
+    nbelastic pack: 1 blob
+    blob 15f0f2f05f52: nbelastic blob: json, 3 B
+    list, 1 items
+    [1]
+    """
+    header, _, rest = data.partition(b"\n")
+    members = []
+    while rest:
+        length, newline, rest = rest.partition(b"\n")
+        if not newline or not length.isdigit() or len(rest) < int(length):
+            members.append(f"(damaged after {len(members)} blobs)\n")
+            break
+        blob, rest = rest[: int(length)], rest[int(length) :]
+        key = hashlib.sha256(blob).hexdigest()[:12]
+        members.append(f"blob {key}: {describe_blob(blob)}")
+    count = f"{len(members)} blob{'s' if len(members) != 1 else ''}"
+    return f"nbelastic pack: {count}\n" + "".join(members)
 
 
 def _json_preview(payload: bytes) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 
@@ -12,16 +13,21 @@ from nbelastic.notebook import FORMAT_VERSION, sidecar_dir, write_checkpoint
 from nbelastic.store import BlobStore, Manifest, ManifestEntry, encode_group, write_manifest
 
 
-def save_values(notebook: Path, values: dict, *, write: bool = True) -> dict:
+def save_values(notebook: Path, values: dict, *, write: bool = True, packed: bool = False) -> dict:
     """Store ``values`` (all stored, one cell each) in ``notebook``'s sidecar, as a save does;
-    the checkpoint document, also written into the notebook unless ``write`` is false."""
+    the checkpoint document, also written into the notebook unless ``write`` is false.
+    ``packed`` gathers the small blobs into a pack, as a save of many variables does."""
     store = BlobStore(sidecar_dir(notebook))
     history = History()
     entries, variables = [], {}
+    with store.packing() if packed else contextlib.nullcontext():
+        for name, value in values.items():
+            codec, payload = encode_group({name: value})
+            entries.append(ManifestEntry((name,), codec, len(payload), store.put(codec, payload)))
+    entries = [ManifestEntry(e.names, e.codec, e.size, e.key, store.slot(e.key)) for e in entries]
     for name, value in values.items():
         history.record(f"{name} = {value!r}", 0.5, writes=[name])
-        codec, payload = encode_group({name: value})
-        entries.append(ManifestEntry((name,), codec, len(payload), store.put(codec, payload)))
+        payload = encode_group({name: value})[1]
         variables[name] = {
             "type": f"builtins.{type(value).__name__}",
             "size": len(payload),
@@ -46,4 +52,6 @@ def save_values(notebook: Path, values: dict, *, write: bool = True) -> dict:
 
 
 def blob_keys(notebook: Path) -> set[str]:
-    return BlobStore(sidecar_dir(notebook)).keys()
+    """The loose blobs and the packs in ``notebook``'s sidecar."""
+    store = BlobStore(sidecar_dir(notebook))
+    return store.keys() | store.pack_keys()

@@ -85,3 +85,23 @@ def test_a_partial_run_never_overwrites_the_published_report():
     )
     assert run.returncode != 0
     assert "never overwrite docs/" in run.stderr
+
+
+@pytest.mark.kernel
+def test_benchmarks_on_a_folder_of_notebooks_reports_a_hanging_one_and_goes_on(tmp_path):
+    folder = Path(__file__).resolve().parent.parent / "fixtures" / "benchmark_notebooks"
+    before = sorted(p.name for p in folder.iterdir())
+    result = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "--notebooks", str(folder), "--cell-timeout", "5"]
+        + ["--output", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parent.parent,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr
+    lines = {line.split()[0]: line for line in result.stdout.splitlines()[2:] if line.strip()}
+    assert "cell 2: the kernel did not answer within 5.0 s" in lines["hangs"]
+    assert lines["small_state"].split()[1] == "3" and "x" in lines["small_state"]
+    assert "| small_state | 3 |" in (tmp_path / "notebooks.md").read_text()
+    assert sorted(p.name for p in folder.iterdir()) == before  # scratch copies only

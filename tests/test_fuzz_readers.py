@@ -154,7 +154,7 @@ def manifest_line() -> st.SearchStrategy[str]:
     st.one_of(
         st.text(max_size=300),
         st.lists(st.one_of(manifest_line(), st.text(max_size=40)), max_size=5).map(
-            lambda lines: "# nbelastic manifest 1\n" + "".join(lines)
+            lambda lines: "# nbelastic manifest 2\n" + "".join(lines)
         ),
     )
 )
@@ -266,11 +266,11 @@ def build_damaged(directory: Path, damage: list[tuple]) -> Path:
                 entries = read_manifest(store, document["manifest"]).entries
             except NbelasticError:  # damaged by an earlier step
                 continue
-            claimed = [ManifestEntry(e.names, arguments[0], e.size, e.key) for e in entries]
+            claimed = [ManifestEntry(e.names, arguments[0], e.size, e.key, e.pack) for e in entries]
             if isinstance(metadata, dict):
                 metadata["manifest"] = write_manifest(store, Manifest(tuple(claimed)))
         elif kind == "manifest" and isinstance(metadata, dict):
-            text = "# nbelastic manifest 1\n" + "".join(arguments[0])
+            text = "# nbelastic manifest 2\n" + "".join(arguments[0])
             metadata["manifest"] = store.put("manifest", text.encode())
         elif kind == "record":
             for record in (sidecar / "checkpoints").glob("*.json"):

@@ -15,6 +15,7 @@ from sidecar_documents import save_values
 from test_cli import assert_one_clear_line, nbelastic
 
 from nbelastic.store import BlobStore
+from nbelastic.store.blobs import PACK_MIN_MEMBERS
 from nbelastic.textconv import textconv
 
 
@@ -151,6 +152,16 @@ def test_textconv_of_an_array_blob_shows_dtype_shape_and_first_values(tmp_path):
     key = store.put(*encode_group({"a": numpy.arange(20, dtype="float32").reshape(4, 5)}))
     text = textconv(store.path(key).read_bytes())
     assert "dtype=float32 shape=(4, 5)" in text and "[0.0, 1.0, 2.0" in text
+
+
+def test_textconv_of_a_pack_shows_each_blob_in_it(tmp_path):
+    store = BlobStore(tmp_path)
+    with store.packing():
+        keys = [store.put("json", b'"value %d"' % n) for n in range(PACK_MIN_MEMBERS)]
+    (pack,) = store.pack_keys()
+    text = textconv(store.pack_path(pack).read_bytes())
+    assert text.startswith(f"nbelastic pack: {PACK_MIN_MEMBERS} blobs\n")
+    assert f"blob {keys[0][:12]}: nbelastic blob: json" in text and "value 7" in text
 
 
 def test_textconv_prints_files_it_does_not_know_as_they_are():

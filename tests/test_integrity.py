@@ -56,6 +56,24 @@ def test_a_damaged_blob_is_rebuilt_by_replaying_its_cells(tmp_path, damage):
 
 
 @pytest.mark.kernel
+def test_a_corrupt_blob_in_a_pack_is_rebuilt_and_the_rest_of_the_pack_loaded(tmp_path):
+    cells = [f"v{i} = {i} * 3" for i in range(40)]
+    notebook = save_in_kernel(tmp_path, cells, "store-all")
+    store = BlobStore(sidecar_dir(notebook))
+    slot = read_manifest(store, read_checkpoint(notebook)["manifest"]).entry_for("v7").pack
+    pack = store.pack_path(slot.pack)
+    data = bytearray(pack.read_bytes())
+    data[slot.offset + slot.length - 1] ^= 0x01
+    pack.write_bytes(bytes(data))
+
+    report, values = restore_in_kernel(notebook, [f"v{i}" for i in range(40)])
+
+    assert report["ok"], report
+    assert report["replayed"] == [8] and len(report["loaded"]) == 39
+    assert values == {f"v{i}": repr(i * 3) for i in range(40)}
+
+
+@pytest.mark.kernel
 def test_a_damaged_blob_that_replay_cannot_rebuild_is_named_and_the_rest_restored(tmp_path):
     notebook = save_in_kernel(tmp_path, CELLS, "store-all", before_extension=["w = {1, 2}"])
     blob_of(notebook, "w").unlink()

@@ -401,3 +401,44 @@ def test_every_strategy_gives_a_consistent_plan(scenario, strategy):
     assert sorted(plan.reasons) == sorted(name for group in groups for name in group.names)
     optimal = make_plan(history, groups, bandwidth)
     assert optimal.restore_seconds <= plan.restore_seconds * (1 + 1e-9) + 1e-12
+
+
+# --- imports ----------------------------------------------------------------------------------
+
+
+def test_the_estimate_counts_importing_the_packages_stored_groups_need_once():
+    history = History()
+    history.record_existing(["a", "b"])
+    groups = [Group(("a",), 100, packages=("pandas",)), Group(("b",), 100, packages=("pandas",))]
+    plan = make_plan(history, groups, bandwidth=100.0, imports={"pandas": 1.5})
+    assert plan.import_seconds == 1.5 and plan.restore_seconds == 3.5
+
+
+def test_a_slow_import_makes_replaying_cheaper_than_loading():
+    history = History()
+    history.record("import pandas as pd; df = pd.DataFrame()", 0.2, writes=["df"])
+    groups = [Group(("df",), 10, packages=("pandas",))]
+    plan = make_plan(history, groups, bandwidth=1e6, imports={"pandas": 2.0})
+    assert plan.names("replay") == ["df"] and plan.restore_seconds == 0.2
+    assert make_plan(history, groups, bandwidth=1e6).names("store") == ["df"]
+
+
+def test_an_import_shared_by_several_groups_is_paid_once_in_the_cut():
+    history = History()
+    history.record("a = f()", 0.9, writes=["a"])
+    history.record("b = g()", 0.9, writes=["b"])
+    groups = [Group((n,), 10, packages=("sklearn",)) for n in "ab"]
+    plan = make_plan(history, groups, bandwidth=1e6, imports={"sklearn": 1.0})
+    assert plan.names("store") == ["a", "b"] and plan.import_seconds == 1.0  # not 2.0 > 1.8
+    plan = make_plan(history, groups, bandwidth=1e6, imports={"sklearn": 2.0})
+    assert plan.names("replay") == ["a", "b"] and plan.restore_seconds == 1.8
+
+
+def test_the_optimal_plan_never_costs_more_than_replaying_every_group():
+    history = History()
+    for i in range(5):
+        history.record(f"v{i} = {i}", 0.01, writes=[f"v{i}"])
+    groups = [Group((f"v{i}",), 10**6, packages=("numpy",)) for i in range(5)]
+    plan = make_plan(history, groups, bandwidth=1e6, imports={"numpy": 3.0})
+    replay_all = make_plan(history, groups, bandwidth=1e6, strategy="recompute-all")
+    assert plan.restore_seconds <= replay_all.restore_seconds

@@ -12,9 +12,9 @@ from sidecar_documents import blob_keys, save_values
 from test_cli import assert_one_clear_line, nbelastic
 
 from nbelastic.checkpoints import list_checkpoints, record_checkpoint
-from nbelastic.notebook import sidecar_dir
+from nbelastic.notebook import read_checkpoint, sidecar_dir, write_checkpoint
 from nbelastic.progress import Progress
-from nbelastic.store import BlobStore
+from nbelastic.store import BlobStore, Manifest, read_manifest, write_manifest
 
 
 @pytest.fixture
@@ -29,9 +29,10 @@ def save(notebook, values) -> dict:
 
 
 def age_blobs(notebook, seconds: float = 7200) -> None:
-    """Make every blob look written ``seconds`` ago."""
+    """Make every blob and pack look written ``seconds`` ago."""
+    store = BlobStore(sidecar_dir(notebook))
     for key in blob_keys(notebook):
-        path = BlobStore(sidecar_dir(notebook)).path(key)
+        path = store.path(key) if store.path(key).exists() else store.pack_path(key)
         stamp = path.stat().st_mtime - seconds
         os.utime(path, (stamp, stamp))
 
@@ -67,6 +68,37 @@ def test_gc_removes_only_blobs_no_checkpoint_uses(notebook):
     assert result.returncode == 0, result.stderr
     assert "removed 1 unreferenced blobs" in result.stdout
     assert blob_keys(notebook) == used and orphan not in blob_keys(notebook)
+
+
+def test_gc_keeps_a_pack_while_a_checkpoint_uses_any_blob_in_it(notebook):
+    document = save_values(notebook, {f"v{i}": i for i in range(40)}, packed=True)
+    store = BlobStore(sidecar_dir(notebook))
+    (pack,) = store.pack_keys()
+    first = read_manifest(store, document["manifest"]).entries[0]
+    document["manifest"] = write_manifest(store, Manifest((first,)))
+    write_checkpoint(notebook, document)
+    age_blobs(notebook)
+    assert nbelastic("gc", str(notebook)).returncode == 0
+    assert store.pack_keys() == {pack}
+    assert stored_values(notebook) == {"v0": 0}
+
+
+def test_gc_removes_a_pack_no_checkpoint_uses_a_blob_of(notebook):
+    save_values(notebook, {f"v{i}": i for i in range(40)}, packed=True)
+    (old,) = BlobStore(sidecar_dir(notebook)).pack_keys()
+    save(notebook, {f"w{i}": -i for i in range(40)})
+    age_blobs(notebook)
+    result = nbelastic("gc", str(notebook))
+    assert result.returncode == 0, result.stderr
+    assert old not in blob_keys(notebook)
+    assert stored_values(notebook) == {f"w{i}": -i for i in range(40)}
+
+
+def stored_values(notebook) -> dict:
+    """The values the notebook's checkpoint stores, read back from its sidecar."""
+    store = BlobStore(sidecar_dir(notebook))
+    manifest = read_manifest(store, read_checkpoint(notebook)["manifest"])
+    return {e.names[0]: json.loads(store.get(e.key)[1]) for e in manifest.entries}
 
 
 def test_gc_keeps_the_blobs_of_older_checkpoints_in_the_history(notebook):

@@ -17,6 +17,7 @@ from nbelastic.errors import (
     StoreWriteError,
 )
 from nbelastic.store import BlobStore
+from nbelastic.store.blobs import PACK_MEMBER_LIMIT, PACK_MIN_MEMBERS
 
 
 def files_under(root: Path) -> list[str]:
@@ -298,3 +299,80 @@ def test_measure_bandwidth_failure_is_a_store_write_error(tmp_path):
     (tmp_path / "sidecar").write_text("oops")
     with pytest.raises(StoreWriteError):
         BlobStore(tmp_path / "sidecar").measure_bandwidth()
+
+
+# --- packs ------------------------------------------------------------------------------------
+
+
+def pack_many(store: BlobStore, count: int = PACK_MIN_MEMBERS) -> list[str]:
+    with store.packing():
+        return [store.put("json", b"%d" % n) for n in range(count)]
+
+
+def test_many_small_blobs_put_while_packing_are_one_pack_file(tmp_path):
+    store = BlobStore(tmp_path)
+    keys = pack_many(store)
+    (pack,) = store.pack_keys()
+    assert files_under(tmp_path) == [f"blobs/packs/{pack}"]
+    assert hashlib.sha256(store.pack_path(pack).read_bytes()).hexdigest() == pack
+    assert [store.get(key) for key in keys] == [("json", b"%d" % n) for n in range(len(keys))]
+    assert {store.slot(key).pack for key in keys} == {pack} and store.keys() == set()
+
+
+def test_a_packed_blob_keeps_the_key_it_would_have_had_loose(tmp_path):
+    keys = pack_many(BlobStore(tmp_path / "packed"))
+    assert keys == [BlobStore(tmp_path / "loose").put("json", b"%d" % n) for n in range(len(keys))]
+
+
+def test_a_few_small_blobs_stay_loose_files(tmp_path):
+    store = BlobStore(tmp_path)
+    keys = pack_many(store, PACK_MIN_MEMBERS - 1)
+    assert store.pack_keys() == set() and store.keys() == set(keys)
+    assert all(store.slot(key) is None for key in keys)
+
+
+def test_a_large_blob_put_while_packing_stays_a_file_of_its_own(tmp_path):
+    store = BlobStore(tmp_path)
+    with store.packing():
+        small = [store.put("json", b"%d" % n) for n in range(PACK_MIN_MEMBERS)]
+        large, _ = store.put_stream("json", lambda s: s.write(b"1" * PACK_MEMBER_LIMIT))
+    assert store.keys() == {large} and store.slot(large) is None
+    assert store.slot(small[0]) is not None
+
+
+def test_a_corrupt_packed_blob_is_caught_and_the_others_still_load(tmp_path):
+    store = BlobStore(tmp_path)
+    keys = pack_many(store)
+    slot = store.slot(keys[3])
+    path = store.pack_path(slot.pack)
+    data = bytearray(path.read_bytes())
+    data[slot.offset + slot.length - 1] ^= 0xFF
+    path.write_bytes(bytes(data))
+    assert "corrupt" in store.check(keys[3])
+    with pytest.raises(BlobCorruptError):
+        store.get(keys[3])
+    assert store.check(keys[4]) is None and store.get(keys[4]) == ("json", b"4")
+
+
+def test_a_missing_pack_is_a_missing_blob(tmp_path):
+    store = BlobStore(tmp_path)
+    keys = pack_many(store)
+    store.pack_path(store.slot(keys[0]).pack).unlink()
+    assert "missing" in store.check(keys[0]) and not store.has(keys[0])
+    with pytest.raises(BlobMissingError, match="its pack .* is not there"):
+        store.get(keys[0])
+
+
+def test_blobs_already_in_a_known_pack_are_not_packed_again(tmp_path):
+    store = BlobStore(tmp_path)
+    keys = pack_many(store)
+    assert pack_many(store) == keys
+    assert len(store.pack_keys()) == 1
+
+
+def test_nothing_is_packed_when_the_block_raises(tmp_path):
+    store = BlobStore(tmp_path)
+    with pytest.raises(RuntimeError), store.packing():
+        [store.put("json", b"%d" % n) for n in range(PACK_MIN_MEMBERS)]
+        raise RuntimeError("a codec failed")
+    assert files_under(tmp_path) == []

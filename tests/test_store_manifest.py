@@ -4,6 +4,7 @@ import pytest
 
 from nbelastic.errors import CheckpointFormatError
 from nbelastic.store import BlobStore, Manifest, ManifestEntry, read_manifest, write_manifest
+from nbelastic.store.blobs import PACK_MIN_MEMBERS, PackSlot
 
 K1, K2, K3 = "1" * 64, "2" * 64, "abcdef0123456789" * 4
 
@@ -19,6 +20,10 @@ def sample() -> Manifest:
 
 
 EXPECTED = (
+    f"# nbelastic manifest 2\na,b,df\tdill\t123456\t{K2}\t-\narr\tnpy\t0\t{K3}\t-\n"
+    f"x\tjson\t12\t{K1}\t-\n"
+)
+FORMAT_1 = (
     f"# nbelastic manifest 1\na,b,df\tdill\t123456\t{K2}\narr\tnpy\t0\t{K3}\nx\tjson\t12\t{K1}\n"
 )
 
@@ -39,7 +44,29 @@ def test_round_trip():
     assert Manifest.from_text(EXPECTED) == sample()
     assert Manifest.from_text(EXPECTED).to_text() == EXPECTED
     assert Manifest.from_text(Manifest().to_text()) == Manifest()
-    assert Manifest().to_text() == "# nbelastic manifest 1\n"
+    assert Manifest().to_text() == "# nbelastic manifest 2\n"
+
+
+def test_a_manifest_of_format_1_is_still_read():
+    assert Manifest.from_text(FORMAT_1) == sample()
+
+
+def test_a_packed_blob_keeps_its_pack_slot():
+    slot = PackSlot(K3, 17, 40)
+    manifest = Manifest([ManifestEntry(("x",), "json", 12, K1, slot)])
+    assert manifest.to_text() == f"# nbelastic manifest 2\nx\tjson\t12\t{K1}\t{K3}@17+40\n"
+    assert Manifest.from_text(manifest.to_text()).entries[0].pack == slot
+
+
+def test_reading_a_packed_manifest_tells_the_store_where_its_blobs_are(tmp_path):
+    store = BlobStore(tmp_path)
+    with store.packing():
+        key, *_ = [store.put("json", b"%d" % n) for n in range(12, 12 + PACK_MIN_MEMBERS)]
+    entry = ManifestEntry(("x",), "json", 2, key, store.slot(key))
+    manifest_key = write_manifest(store, Manifest([entry]))
+    fresh = BlobStore(tmp_path)
+    read_manifest(fresh, manifest_key)
+    assert fresh.get(key) == ("json", b"12")
 
 
 def test_unicode_names_round_trip():
@@ -56,23 +83,26 @@ def test_entry_for():
 
 BAD_LINES = {
     "three fields": "x\tjson\t12",
-    "five fields": f"x\tjson\t12\t{K1}\textra",
-    "spaces for tabs": f"x json 12 {K1}",
-    "negative size": f"x\tjson\t-1\t{K1}",
-    "size with leading zero": f"x\tjson\t012\t{K1}",
-    "float size": f"x\tjson\t1.0\t{K1}",
-    "short key": "x\tjson\t1\tabc",
-    "upper-case key": f"x\tjson\t1\t{K3.upper()}",
-    "carriage return": f"x\tjson\t1\t{K1}\r",
-    "name with a space": f"a b\tjson\t1\t{K1}",
-    "name not an identifier": f"1x\tjson\t1\t{K1}",
-    "empty name": f",x\tdill\t1\t{K1}",
-    "no names": f"\tdill\t1\t{K1}",
-    "same name twice": f"x,x\tdill\t1\t{K1}",
-    "bad codec": f"x\tJSON\t1\t{K1}",
+    "four fields": f"x\tjson\t12\t{K1}",
+    "six fields": f"x\tjson\t12\t{K1}\t-\textra",
+    "spaces for tabs": f"x json 12 {K1} -",
+    "negative size": f"x\tjson\t-1\t{K1}\t-",
+    "size with leading zero": f"x\tjson\t012\t{K1}\t-",
+    "float size": f"x\tjson\t1.0\t{K1}\t-",
+    "short key": "x\tjson\t1\tabc\t-",
+    "upper-case key": f"x\tjson\t1\t{K3.upper()}\t-",
+    "carriage return": f"x\tjson\t1\t{K1}\t-\r",
+    "name with a space": f"a b\tjson\t1\t{K1}\t-",
+    "name not an identifier": f"1x\tjson\t1\t{K1}\t-",
+    "empty name": f",x\tdill\t1\t{K1}\t-",
+    "no names": f"\tdill\t1\t{K1}\t-",
+    "same name twice": f"x,x\tdill\t1\t{K1}\t-",
+    "bad codec": f"x\tJSON\t1\t{K1}\t-",
+    "pack slot without a length": f"x\tjson\t1\t{K1}\t{K3}@17",
+    "pack slot with a short key": f"x\tjson\t1\t{K1}\tabc@17+4",
     "blank line": "",
     "comment": "# a comment",
-    "name already in a group": f"df\tjson\t1\t{K1}",
+    "name already in a group": f"df\tjson\t1\t{K1}\t-",
 }
 
 
@@ -92,7 +122,8 @@ def test_malformed_line_names_its_number(problem):
         "# nbelastic manifest 0\n",
         "# nbelastic manifest 01\n",
         "# nbelastic manifest 1 \n",
-        "x\tjson\t1\t" + K1 + "\n",
+        "# nbelastic manifest 2 \n",
+        "x\tjson\t1\t" + K1 + "\t-\n",
     ],
 )
 def test_missing_header(text):
@@ -101,8 +132,8 @@ def test_missing_header(text):
 
 
 def test_newer_format_asks_for_an_upgrade():
-    text = EXPECTED.replace("manifest 1", "manifest 2")
-    with pytest.raises(CheckpointFormatError, match="format 2.*upgrade nbelastic"):
+    text = EXPECTED.replace("manifest 2", "manifest 3")
+    with pytest.raises(CheckpointFormatError, match="format 3.*upgrade nbelastic"):
         Manifest.from_text(text)
 
 

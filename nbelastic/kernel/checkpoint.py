@@ -16,14 +16,14 @@ import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractContextManager, nullcontext, suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from IPython.utils.capture import capture_output
 
 from nbelastic import __version__
 from nbelastic.checkpoints import find_checkpoint, next_checkpoint_id, record_checkpoint
-from nbelastic.environment import fingerprint
+from nbelastic.environment import fingerprint, packages_of
 from nbelastic.errors import NbelasticError, UnserializableError
 from nbelastic.history import UNMONITORED_CODE, Execution, History, linked_groups
 from nbelastic.kernel.entropy import EntropyTape
@@ -137,10 +137,19 @@ def save_checkpoint(
         if bandwidth is None:
             bandwidth = store.measure_bandwidth()
         with _excluding_gc(store):  # a gc meanwhile would not see the blobs this save reuses
-            keys_before = store.keys()
-            plan, entries = _plan_and_store(
-                store, monitor.history, groups, namespace, bandwidth, strategy, progress
-            )
+            keys_before = _stored_keys(store)
+            with _packing(store):  # small groups share one pack file: one file, one fsync
+                plan, entries = _plan_and_store(
+                    store,
+                    monitor.history,
+                    groups,
+                    namespace,
+                    bandwidth,
+                    strategy,
+                    progress,
+                    monitor.imports.seconds,
+                )
+            entries = [_with_slot(store, entry) for entry in entries]
             manifest = Manifest(tuple(sorted(entries)))
             manifest_key = store.put("manifest", manifest.to_text().encode("utf-8"))
             rng_keys = {
@@ -150,7 +159,14 @@ def save_checkpoint(
             rng_now_key = store.put("json", json.dumps(rng_now, sort_keys=True).encode())
             store.flush(progress)  # every blob is in place before anything points at it
             document = _document(
-                notebook, store, manifest_key, plan, monitor.history, profiles, rng_keys
+                notebook,
+                store,
+                manifest_key,
+                plan,
+                monitor.history,
+                profiles,
+                rng_keys,
+                monitor.imports.seconds,
             )
             document["rng"] = rng_now_key
             document["environment"] = fingerprint(namespace.values())
@@ -171,7 +187,7 @@ def save_checkpoint(
     except BaseException:
         undo.undo()
         raise
-    new_keys = store.keys() - keys_before
+    new_keys = _stored_keys(store) - keys_before
     return SaveReport(
         notebook=notebook,
         plan=plan,
@@ -195,6 +211,21 @@ def _write_notebook(monitor: Monitor, notebook: Path, document: dict, new_cells)
     discard_pending(notebook)  # superseded by the file's newer checkpoint
 
 
+def _stored_keys(store: BlobStore | RemoteBlobStore) -> set[str]:
+    """The blobs present, loose or in the packs this store knows of."""
+    return store.keys() | (store.packed_keys() if isinstance(store, BlobStore) else set())
+
+
+def _packing(store: BlobStore | RemoteBlobStore) -> AbstractContextManager:
+    """A local store packs small blobs; a remote one keeps a file per blob."""
+    return store.packing() if isinstance(store, BlobStore) else nullcontext()
+
+
+def _with_slot(store: BlobStore | RemoteBlobStore, entry: ManifestEntry) -> ManifestEntry:
+    slot = store.slot(entry.key) if isinstance(store, BlobStore) else None
+    return replace(entry, pack=slot) if slot else entry
+
+
 def _excluding_gc(store: BlobStore | RemoteBlobStore) -> AbstractContextManager:
     """The sidecar's shared lock (see nbelastic.lock.sidecar_lock) for a local store."""
     if not isinstance(store, BlobStore):
@@ -214,7 +245,8 @@ def plan_now(
     _, profiles, groups = _survey(monitor)
     if bandwidth is None:
         bandwidth = BlobStore(tempfile.gettempdir()).measure_bandwidth()
-    return make_plan(monitor.history, groups, bandwidth, strategy), profiles
+    plan = make_plan(monitor.history, groups, bandwidth, strategy, monitor.imports.seconds)
+    return plan, profiles
 
 
 def _survey(monitor: Monitor) -> tuple[dict, dict[str, Profile], list[Group]]:
@@ -223,7 +255,8 @@ def _survey(monitor: Monitor) -> tuple[dict, dict[str, Profile], list[Group]]:
     profiles = {name: profile(value) for name, value in namespace.items()}
     _reconcile(monitor, namespace, profiles)
     tokens = {name: p.tokens for name, p in profiles.items()}
-    return namespace, profiles, [_group(names, profiles) for names in linked_groups(tokens)]
+    groups = [_group(names, profiles, namespace) for names in linked_groups(tokens)]
+    return namespace, profiles, groups
 
 
 def _reconcile(monitor: Monitor, namespace: dict, profiles: dict[str, Profile]) -> None:
@@ -249,11 +282,12 @@ def _reconcile(monitor: Monitor, namespace: dict, profiles: dict[str, Profile]) 
         history.record(UNMONITORED_CODE, 0.0, writes=unseen, deletes=vanished, replayable=False)
 
 
-def _group(names: tuple[str, ...], profiles: dict[str, Profile]) -> Group:
+def _group(names: tuple[str, ...], profiles: dict[str, Profile], namespace: dict) -> Group:
     reasons = [profiles[n].unstorable for n in names if profiles[n].unstorable]
     if reasons:
         return Group(names, None, why_unstorable=reasons[0])
-    return Group(names, sum(profiles[n].size for n in names))
+    packages = tuple(sorted({p for n in names for p in packages_of(namespace[n])}))
+    return Group(names, sum(profiles[n].size for n in names), packages=packages)
 
 
 def _plan_and_store(
@@ -264,6 +298,7 @@ def _plan_and_store(
     bandwidth: float,
     strategy: str,
     progress: ProgressCallback | None,
+    imports: dict[str, float],
 ) -> tuple[Plan, list[ManifestEntry]]:
     """Plan, then stream each group into the store, one at a time to bound memory.
 
@@ -272,7 +307,7 @@ def _plan_and_store(
     """
     written: dict[tuple[str, ...], ManifestEntry] = {}
     while True:
-        plan = make_plan(history, groups, bandwidth, strategy)
+        plan = make_plan(history, groups, bandwidth, strategy, imports)
         failed = None
         for index, group in enumerate(plan.stored):
             if group.names in written:
@@ -291,7 +326,7 @@ def _plan_and_store(
         groups = [Group(g.names, None, why_unstorable=reason) if g == bad else g for g in groups]
 
 
-def _document(notebook, store, manifest_key, plan, history, profiles, rng_keys) -> dict:
+def _document(notebook, store, manifest_key, plan, history, profiles, rng_keys, imports) -> dict:
     graph = history.to_json()
     for execution in graph["executions"]:
         execution["rng"] = rng_keys.get(execution["id"], execution["rng"])
@@ -307,6 +342,12 @@ def _document(notebook, store, manifest_key, plan, history, profiles, rng_keys) 
             "bandwidth": plan.bandwidth,
             "replay": list(plan.replay),
             "restore_seconds": round(plan.restore_seconds, 6),
+            "import_seconds": round(plan.import_seconds, 6),
+            "imports": {
+                package: round(seconds, 6)
+                for package, seconds in sorted(imports.items())
+                if any(package in group.packages for group in plan.stored)
+            },
         },
         "history": graph,
         "variables": {
@@ -393,6 +434,9 @@ async def _restore(monitor, notebook, progress, at, trust, *, awaited: bool) -> 
         set_rng_state(checkpoint.rng_at_save)
     if trusted:
         monitor.adopt(checkpoint.history, checkpoint.rng_states, report.profiles)
+        # the import times measured where the cells ran, not those of this restore's imports:
+        # saving the same state again plans the same way
+        monitor.imports.seconds = dict(checkpoint.document["plan"].get("imports", {}))
     else:
         monitor.adopt_values(report.loaded, report.profiles)
     warn_of_environment(checkpoint)

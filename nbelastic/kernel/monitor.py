@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from nbelastic.history import UNMONITORED_CODE, History
 from nbelastic.kernel.analysis import analyse_cell, code_calls, reads_and_code
 from nbelastic.kernel.entropy import EntropyTape
+from nbelastic.kernel.imports import ImportClock
 from nbelastic.kernel.namespace import Bindings, UserVariables, user_namespace
 from nbelastic.kernel.rng import NumpyRandomLoads, rng_snapshot, rng_state
 from nbelastic.kernel.unrepeatable import Call, why_unrepeatable
@@ -92,6 +93,7 @@ class Monitor:
         # execution id -> RNG state before it ran, with the OS entropy it drew ("entropy")
         self.rng_states: dict[int, dict] = {}
         self.entropy = EntropyTape()
+        self.imports = ImportClock()  # what a restore pays to import the stored values' packages
         self._token_owners: dict[object, set[str]] = {}
         self._pending: _Pending | None = None
         self._depth = 0  # cell magics such as %%capture run their body as a nested cell
@@ -112,12 +114,14 @@ class Monitor:
         self.shell.events.register("post_run_cell", self.post_run_cell)
         self.numpy_random_loads.install()
         self.entropy.install()
+        self.imports.install()
 
     def unregister(self) -> None:
         self.shell.events.unregister("pre_run_cell", self.pre_run_cell)
         self.shell.events.unregister("post_run_cell", self.post_run_cell)
         self.numpy_random_loads.uninstall()
         self.entropy.uninstall()
+        self.imports.uninstall()
         if self.watch is not None:
             self.watch.close()
 

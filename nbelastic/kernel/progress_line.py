@@ -15,6 +15,9 @@ import time
 
 _DELAY = 1.0  # seconds before the first progress is shown
 _INTERVAL = 0.1  # seconds between updates of the display
+# Seconds between two stderr lines (the last one always shows): a line per variable of
+# thousands of small ones cost more than storing them.
+_LINES_INTERVAL = 0.25
 
 
 class ProgressLine:
@@ -31,14 +34,15 @@ class ProgressLine:
         now = time.perf_counter()
         if now - self.started <= _DELAY:
             return
+        interval = _LINES_INTERVAL if self.lines else _INTERVAL
+        if now - self.shown < interval and not (self.lines and done == total):
+            return
+        self.shown = now
         text = f"nbelastic {self.verb}: {done}/{total} {message}"
         if self.lines:
             print(text, file=sys.stderr, flush=True)
-            return
-        if now - self.shown < _INTERVAL:
-            return
-        self.shown = now
-        self._display(text)
+        else:
+            self._display(text)
 
     def finish(self) -> None:
         """Take the progress line away, so that only the summary printed next stays."""

@@ -15,9 +15,17 @@ were flushed by the save that wrote them and are never rewritten in place. A sav
 mid-write leaves its temp file (never taken for a blob), which ``nbelastic gc`` deletes once it
 is older than its ``--min-age``.
 
+Small blobs written inside ``packing()`` (a save's variable groups) go into one pack file
+instead, as git packs loose objects: thousands of small variables are one file and one fsync,
+not thousands (below ``PACK_MIN_MEMBERS`` new ones, they stay loose files). A packed blob
+keeps its key (the sha256 of its own bytes, as if it were loose); the manifest records where
+it is (``PackSlot``), and ``open`` hashes that slice before anyone decodes it. A pack is
+named by the sha256 of the whole file and never changes either.
+
 Layout under the sidecar root (``analysis.nbelastic/`` next to ``analysis.ipynb``)::
 
     blobs/<key[:2]>/<key[2:]>     b"NBELASTIC-BLOB 1 <codec>\\n" + payload
+    blobs/packs/<pack key>        b"NBELASTIC-PACK 1\\n", then per blob b"<length>\\n" + blob
 
 Example
 -------
@@ -34,6 +42,15 @@ True
 >>> with store.open(key) as (codec, stream):
 ...     codec, stream.read()
 ('json', b'[1,2]')
+>>> with store.packing():
+...     small, *others = [store.put("json", b"%d" % n) for n in range(PACK_MIN_MEMBERS)]
+>>> slot = store.slot(small)
+>>> store.path(small).exists(), store.pack_keys() == {slot.pack}, store.get(small)
+(False, True, ('json', b'0'))
+>>> again = BlobStore(tmp.name)  # another process learns where it is from the manifest
+>>> again.locate(small, PackSlot.parse(slot.to_text()))
+>>> again.get(small), again.check(small)
+(('json', b'0'), None)
 >>> store.flush()
 >>> tmp.cleanup()
 """
@@ -42,12 +59,14 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import os
 import re
 import secrets
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
@@ -59,9 +78,14 @@ from nbelastic.errors import (
 )
 
 BLOB_FORMAT = 1
+PACK_FORMAT = 1
+PACK_MEMBER_LIMIT = 16 * 1024  # blobs up to this size (header included) go into a pack
+PACK_MIN_MEMBERS = 32  # fewer new small blobs stay loose: a few fsyncs cost little
 KEY_PATTERN = re.compile(r"[0-9a-f]{64}")
 CODEC_PATTERN = re.compile(r"[a-z0-9][a-z0-9_.-]*")
 _MAGIC = b"NBELASTIC-BLOB"
+PACK_HEADER = b"NBELASTIC-PACK %d\n" % PACK_FORMAT
+_SLOT = re.compile(r"([0-9a-f]{64})@(0|[1-9][0-9]*)\+([1-9][0-9]*)")
 _MAX_HEADER = 256  # the magic, the format and a codec name, with room to spare
 _PROBE_BYTES = 8 * 1024 * 1024
 _CHUNK = 1 << 20
@@ -82,6 +106,26 @@ def blob_header(codec: str) -> bytes:
     return b"%s %d %s\n" % (_MAGIC, BLOB_FORMAT, codec.encode("ascii"))
 
 
+@dataclass(frozen=True, order=True)
+class PackSlot:
+    """Where a packed blob is: the pack's key, and the blob's offset and length in it."""
+
+    pack: str
+    offset: int
+    length: int
+
+    def to_text(self) -> str:
+        return f"{self.pack}@{self.offset}+{self.length}"
+
+    @classmethod
+    def parse(cls, text: str) -> PackSlot:
+        """Parse ``to_text`` output; ValueError for anything else."""
+        match = _SLOT.fullmatch(text)
+        if match is None:
+            raise ValueError(f"not a pack slot (<pack key>@<offset>+<length>): {text[:80]!r}")
+        return cls(match[1], int(match[2]), int(match[3]))
+
+
 class BlobStore:
     """Content-addressed blobs under ``root/blobs``; directories are created on first write."""
 
@@ -91,6 +135,8 @@ class BlobStore:
         # Blobs that ``check`` hashed, by file identity: ``open`` need not hash them again.
         self._checked: dict[str, tuple[int, int, int]] = {}
         self._unsynced: list[Path] = []  # written since the last flush
+        self._slots: dict[str, PackSlot] = {}  # packed blobs this store knows the place of
+        self._pending: dict[str, bytes] | None = None  # the pack being gathered, in packing()
 
     def __repr__(self) -> str:
         return f"BlobStore({str(self.root)!r})"
@@ -109,7 +155,9 @@ class BlobStore:
         digest = hashlib.sha256(header)
         digest.update(payload)
         key = digest.hexdigest()
-        if not self._present(key, len(header) + len(payload)):
+        if self._pending is not None and len(header) + len(payload) <= PACK_MEMBER_LIMIT:
+            self._pack(key, lambda: header + payload)
+        elif not self._present(key, len(header) + len(payload)):
             self._write_blob(key, lambda stream: (stream.write(header), stream.write(payload)))
         return key
 
@@ -129,7 +177,10 @@ class BlobStore:
                 stream.write(header)
                 write(stream)
             key = stream.digest.hexdigest()
-            if self._present(key, stream.size):
+            if self._pending is not None and stream.size <= PACK_MEMBER_LIMIT:
+                self._pack(key, temp.read_bytes)
+                temp.unlink()
+            elif self._present(key, stream.size):
                 temp.unlink()
             else:
                 self._mkdir(self.path(key).parent)
@@ -157,6 +208,10 @@ class BlobStore:
         bytes. Decoders read from the stream straight into the objects they build, without a
         copy of the whole payload in between.
         """
+        if key in self._slots:  # where the manifest says it is, a loose copy notwithstanding
+            member = io.BytesIO(self._read_member(key))
+            yield _read_header(key, member), member
+            return
         path = self._checked_path(key)
         try:
             stream = open(path, "rb")  # noqa: SIM115 - closed below, after the caller is done
@@ -185,6 +240,8 @@ class BlobStore:
         Hashes the file in chunks, so checking every blob before a restore costs no memory, and
         the ``open`` that follows in this process does not hash the unchanged file again.
         """
+        if key in self._slots:
+            return self._check_member(key)
         path = self._checked_path(key)
         try:
             with open(path, "rb") as stream:
@@ -208,7 +265,108 @@ class BlobStore:
         try:
             return self.path(key).stat().st_size
         except (OSError, ValueError):
-            return 0
+            return self._slots[key].length if key in self._slots else 0
+
+    # --- packs ---------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def packing(self) -> Iterator[None]:
+        """Gather the small blobs put meanwhile into one pack, written when the block ends
+        (durable after ``flush``); ``slot`` then says where each is. Nothing is written if the
+        block raises."""
+        self._pending = {}
+        try:
+            yield
+            pending = self._pending
+        finally:
+            self._pending = None
+        if len(pending) >= PACK_MIN_MEMBERS:
+            self._write_pack(pending)
+        for key, blob in pending.items() if len(pending) < PACK_MIN_MEMBERS else ():
+            self._write_blob(key, lambda stream, blob=blob: stream.write(blob))
+
+    def slot(self, key: str) -> PackSlot | None:
+        """Where blob ``key`` is in a pack, or None if it is loose (or unknown)."""
+        return self._slots.get(key)
+
+    def locate(self, key: str, slot: PackSlot) -> None:
+        """Learn that blob ``key`` is at ``slot`` (as a manifest records it)."""
+        self._slots[key] = slot
+
+    def packed_keys(self) -> set[str]:
+        """The packed blobs this store knows the place of."""
+        return set(self._slots)
+
+    def pack_path(self, pack: str) -> Path:
+        """Where the pack ``pack`` lives (whether or not it exists)."""
+        return self.root / "blobs" / "packs" / pack
+
+    def pack_keys(self) -> set[str]:
+        """Keys of all packs present."""
+        packs = self.root / "blobs" / "packs"
+        if not packs.is_dir() or packs.is_symlink():
+            return set()
+        return {f.name for f in packs.iterdir() if KEY_PATTERN.fullmatch(f.name)}
+
+    def _pack(self, key: str, blob: Callable[[], bytes]) -> None:
+        """Add blob ``key`` to the pack being gathered, unless it is already stored."""
+        assert self._pending is not None
+        slot = self._slots.get(key)
+        if key in self._pending or (slot and self.pack_path(slot.pack).is_file()):
+            return
+        if self.path(key).is_file():
+            return
+        self._pending[key] = blob()
+
+    def _write_pack(self, members: dict[str, bytes]) -> None:
+        parts, slots, offset = [PACK_HEADER], {}, len(PACK_HEADER)
+        for key in sorted(members):
+            blob = members[key]
+            prefix = b"%d\n" % len(blob)
+            parts += [prefix, blob]
+            slots[key] = (offset + len(prefix), len(blob))
+            offset += len(prefix) + len(blob)
+        data = b"".join(parts)
+        pack = _sha256(io.BytesIO(data))
+        path = self.pack_path(pack)
+        if not _has_size(path, len(data)):
+            self._write_at(path, lambda stream: stream.write(data))
+        for key, (start, length) in slots.items():
+            self._slots[key] = PackSlot(pack, start, length)
+
+    def _read_member(self, key: str) -> bytes:
+        """The bytes of packed blob ``key``, checked against its key."""
+        slot = self._slots[key]
+        packs = self.root / "blobs" / "packs"
+        if packs.is_symlink():
+            raise CheckpointFormatError(
+                f"{packs} is a symbolic link: nbelastic reads no blob through a link out of the"
+                f" sidecar store {self.root}; replace the link by the directory it points to"
+            )
+        try:
+            with open(self.pack_path(slot.pack), "rb") as stream:
+                stream.seek(slot.offset)
+                data = stream.read(slot.length)
+        except FileNotFoundError:
+            raise BlobMissingError(
+                f"blob {short(key)} is missing from the sidecar store {self.root} (its pack"
+                f" {short(slot.pack)} is not there); copy the whole sidecar directory along with"
+                f" the notebook, or save again from a kernel that still holds the state"
+            ) from None
+        except OSError as e:
+            raise self._unreadable(key, e) from e
+        if _sha256(io.BytesIO(data)) != key:
+            raise self._corrupt(key)
+        return data
+
+    def _check_member(self, key: str) -> str | None:
+        try:
+            self._read_member(key)
+        except BlobCorruptError:
+            return f"blob {short(key)} is corrupt (its bytes do not match its hash)"
+        except BlobMissingError:
+            return f"blob {short(key)} is missing (pack {short(self._slots[key].pack)})"
+        return None
 
     def _corrupt(self, key: str) -> BlobCorruptError:
         return BlobCorruptError(
@@ -224,8 +382,13 @@ class BlobStore:
         )
 
     def has(self, key: str) -> bool:
-        """Whether blob ``key`` exists (its content is not checked)."""
-        return bool(KEY_PATTERN.fullmatch(key)) and self.path(key).is_file()
+        """Whether blob ``key`` exists, loose or in a known pack (its content is not checked)."""
+        if not KEY_PATTERN.fullmatch(key):
+            return False
+        slot = self._slots.get(key)
+        if self.path(key).is_file():
+            return True
+        return slot is not None and self.pack_path(slot.pack).is_file()
 
     def keys(self) -> set[str]:
         """Keys of all blobs present; temp files of an interrupted write are not blobs, nor
@@ -346,14 +509,15 @@ class BlobStore:
 
     def _present(self, key: str, size: int) -> bool:
         """Whether blob ``key`` is already there whole (a file of its size under its name)."""
-        try:
-            return self.path(key).stat().st_size == size
-        except OSError:
-            return False
+        return _has_size(self.path(key), size)
 
     def _write_blob(self, key: str, write: Callable[[BinaryIO], object]) -> None:
         """Write blob ``key``, whose bytes ``write`` produces, through a temp file."""
-        path = self.path(key)
+        self._write_at(self.path(key), write)
+
+    def _write_at(self, path: Path, write: Callable[[BinaryIO], object]) -> None:
+        """Write the immutable file ``path`` (a blob, a pack) through a temp file; durable
+        after ``flush``."""
         self._mkdir(path.parent)
         temp = _temp_name(path.parent)
         try:
@@ -465,6 +629,13 @@ def _sha256(stream: BinaryIO) -> str:
     while count := stream.readinto(buffer):
         digest.update(view[:count])
     return digest.hexdigest()
+
+
+def _has_size(path: Path, size: int) -> bool:
+    try:
+        return path.stat().st_size == size
+    except OSError:
+        return False
 
 
 def _identity(status: os.stat_result) -> tuple[int, int, int]:

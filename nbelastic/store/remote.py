@@ -30,10 +30,16 @@ from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from pathlib import Path
 from typing import BinaryIO
 
-from nbelastic.errors import BlobCorruptError, BlobMissingError, StoreWriteError
+from nbelastic.errors import (
+    BlobCorruptError,
+    BlobMissingError,
+    CheckpointFormatError,
+    StoreWriteError,
+)
 from nbelastic.store.blobs import (
     KEY_PATTERN,
     BlobStore,
+    PackSlot,
     blob_header,
     check_in_parallel,
     short,
@@ -244,6 +250,14 @@ class RemoteBlobStore:
             return bool(KEY_PATTERN.fullmatch(key)) and bool(self._fs.exists(self.path(key)))
         except OSError as error:
             raise self._error("reach", error) from None
+
+    def locate(self, key: str, slot: PackSlot) -> None:
+        """A remote store keeps a file per blob: a manifest that names a pack was not written
+        for it."""
+        raise CheckpointFormatError(
+            f"blob {short(key)} is in pack {short(slot.pack)}, which a remote store does not hold;"
+            f" save again from a kernel that still holds the state"
+        )
 
     def keys(self) -> set[str]:
         """Keys of all blobs in the store."""
