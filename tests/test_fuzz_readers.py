@@ -303,7 +303,8 @@ def every_reader(notebook: Path) -> None:
     from nbelastic.kernel.autorestore import _restore as autorestore_reads
     from nbelastic.rebuild import open_checkpoint
     from nbelastic.restore_plan import loader, plan_restore
-    from nbelastic.server import SaveGuard, _carries_checkpoint
+    from nbelastic.server import SaveGuard
+    from nbelastic.server_kernels import _carries_checkpoint
     from nbelastic.textconv import textconv
 
     runner = CliRunner()

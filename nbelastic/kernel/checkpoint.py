@@ -346,7 +346,9 @@ def _document(notebook, store, manifest_key, plan, history, profiles, rng_keys, 
             "imports": {
                 package: round(seconds, 6)
                 for package, seconds in sorted(imports.items())
-                if any(package in group.packages for group in plan.stored)
+                # every group's, not just the stored ones': a restored kernel plans with
+                # these, and a package left out would make its next plan differ
+                if any(package in group.packages for group in (*plan.stored, *plan.recomputed))
             },
         },
         "history": graph,

@@ -56,7 +56,10 @@ class ImportClock:
             finally:
                 self._depth -= 1
                 top = name.partition(".")[0]
-                self.seconds[top] = self.seconds.get(top, 0.0) + time.perf_counter() - started
+                # Rounded as the checkpoint records them: a restored kernel plans with the
+                # recorded times, and its plan must come out the same to the last digit.
+                took = time.perf_counter() - started
+                self.seconds[top] = round(self.seconds.get(top, 0.0) + took, 6)
 
         timed_import.__wrapped__ = original
         builtins.__import__ = timed_import

@@ -14,8 +14,9 @@ import os
 from pathlib import Path
 
 import pytest
-from browser_check import CHROMIUM_ARGS, chromium_path
-from lab_server import LabServer
+
+from browser.browser_check import CHROMIUM_ARGS, chromium_path
+from browser.lab_server import LabServer
 
 # Helpers, not tests: --doctest-modules would import lab_ui, which needs Playwright, before
 # browser_check could skip.
@@ -64,7 +65,7 @@ def lab_server(tmp_path, tmp_path_factory):
 @pytest.fixture
 def lab(browser, lab_server):
     """A Chromium page showing JupyterLab, with the launcher open."""
-    from lab_ui import Lab
+    from browser.lab_ui import Lab
 
     context = browser.new_context(viewport={"width": 1400, "height": 900})
     page = context.new_page()

@@ -10,7 +10,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from browser_check import require_browser
+
+from browser.browser_check import require_browser
 
 require_browser()
 

@@ -15,7 +15,8 @@ from importlib.metadata import version
 from pathlib import Path
 
 import pytest
-from browser_check import require_browser
+
+from browser.browser_check import require_browser
 
 require_browser()
 
