@@ -44,8 +44,10 @@ def pytest_runtest_makereport(item, call):
         report.sections.append(("jupyter lab log", server.log()[-4000:]))
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser():
+    """Chromium, for the tests of this package only: Playwright's sync API keeps an event loop
+    running in this thread while it is open, and the other tests' asyncio.run would refuse it."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
