@@ -103,7 +103,7 @@ def held_checkpoint(nb: nbformat.NotebookNode, notebook: str | os.PathLike) -> d
     none; a text header's reference stays a reference. CheckpointFormatError if malformed or
     newer: a command must not act on what it cannot read."""
     document = newer_checkpoint(notebook, checkpoint_of(nb))
-    if document is None and METADATA_KEY not in nb.get("metadata", {}):
+    if document is None:
         return None
     return _validate(
         document,

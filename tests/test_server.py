@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import http.client
 import json
 import os
 import socket
@@ -36,9 +37,6 @@ class Server:
 
     def __init__(self, root: Path, home: Path, *options: str) -> None:
         self.root = root
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port = probe.getsockname()[1]
         config = home / "config"
         config.mkdir(parents=True)
         # The same file that installing puts in etc/jupyter/jupyter_server_config.d
@@ -52,6 +50,17 @@ class Server:
             "JUPYTER_RUNTIME_DIR": str(home / "runtime"),
         }
         self.log_path = home / "server.log"
+        # A free port can be taken (by a kernel of another test) before the server binds it:
+        # the server then exits (no port_retries), and a new port is tried.
+        for _ in range(3):
+            if self._launch(root, env, options):
+                return
+        raise AssertionError(f"the server did not start:\n{self.log_path.read_text()}")
+
+    def _launch(self, root: Path, env: dict, options: tuple[str, ...]) -> bool:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
         self.log = open(self.log_path, "w")  # noqa: SIM115  (closed in stop)
         self.process = subprocess.Popen(
             [
@@ -59,6 +68,7 @@ class Server:
                 "-m",
                 "jupyter_server",
                 f"--ServerApp.port={self.port}",
+                "--ServerApp.port_retries=0",
                 "--ServerApp.ip=127.0.0.1",
                 "--ServerApp.open_browser=False",
                 f"--IdentityProvider.token={TOKEN}",
@@ -75,9 +85,11 @@ class Server:
         while True:
             try:
                 self.request("GET", "/api/status")
-                break
-            except (urllib.error.URLError, ConnectionError):
-                assert self.process.poll() is None, (home / "server.log").read_text()
+                return True
+            except (urllib.error.URLError, ConnectionError, http.client.HTTPException):
+                if self.process.poll() is not None:
+                    self.log.close()
+                    return False
                 assert time.monotonic() < deadline, "the server did not start"
                 time.sleep(0.3)
 
